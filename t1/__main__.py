@@ -1,0 +1,3 @@
+from t1.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,571 @@
+"""Typed configuration: one dataclass per stage, loaded from YAML, overridden by dotted arguments.
+
+    t1 rl configs/tiny.yaml rl.k=32 optim.lr=1e-5
+
+Unknown keys and wrong types raise `ConfigError`, whose message names the key and the nearest
+valid key; the CLI turns it into a one-line error and exit code 2.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from t1.errors import ConfigError
+
+# ----------------------------------------------------------------------------------------------
+# Sections shared by several stages
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class TinyModelConfig:
+    # architecture family of a model built from scratch
+    arch: Literal["llama", "qwen2"] = "llama"
+    hidden_size: int = 128
+    num_layers: int = 4
+    num_heads: int = 4
+    num_kv_heads: int = 2
+    intermediate_size: int = 384
+    # longest sequence (prompt + response) the model accepts
+    max_position: int = 512
+    # characters of the character-level tokenizer, in addition to the special tokens
+    alphabet: str = "0123456789+-*/=()<>[]{}.,:;?!'\"#%&$^_|\\ \nabcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+@dataclass
+class ModelConfig:
+    # an HF folder, a hub id, a .gguf file, a run directory or checkpoint, or "tiny" (built fresh)
+    path: str = "tiny"
+    # name of the GGUF file inside `path` when `path` is a folder holding one
+    gguf_file: str | None = None
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    # "auto" picks cuda when available, else cpu
+    device: str = "auto"
+    # settings of a model built from scratch (path == "tiny")
+    tiny: TinyModelConfig = field(default_factory=TinyModelConfig)
+
+
+@dataclass
+class DataConfig:
+    # JSONL problems (prompt|problem|question|messages + answer) used for training
+    train: str | None = None
+    # JSONL problems held out for evaluation
+    eval: str | None = None
+    # skip malformed rows (counted and reported) instead of stopping at the first one
+    skip_bad_rows: bool = False
+    # keep at most this many training / evaluation problems (None: all)
+    max_train: int | None = None
+    max_eval: int | None = None
+    # format of the user turn; {prompt} is the problem text
+    prompt_template: str = "{prompt}"
+    # system message for chat models (None: none)
+    system_prompt: str | None = None
+    # wrap prompts in the tokenizer's chat template: "auto" uses it when the tokenizer has one
+    chat_template: Literal["auto", "on", "off"] = "auto"
+
+
+@dataclass
+class SamplingConfig:
+    temperature: float = 1.0
+    top_p: float = 1.0
+    min_p: float = 0.0
+    max_new_tokens: int = 256
+    # generation stops after any of these strings (kept in the text)
+    stop: list[str] = field(default_factory=list)
+
+
+@dataclass
+class RolloutConfig:
+    engine: Literal["hf", "vllm"] = "hf"
+    # sequences per generate call of the HF engine
+    batch_size: int = 64
+    # vLLM: share of GPU memory for weights and KV cache when colocated with the learner
+    gpu_memory_utilization: float = 0.4
+    # vLLM: GPUs per rollout engine
+    tensor_parallel_size: int = 1
+    # vLLM: release GPU memory between rollouts so the learner can use it
+    sleep_between_steps: bool = True
+
+
+@dataclass
+class RewardConfig:
+    # verifier: math (boxed or free form), gsm8k, countdown, linear, ... (see t1.rewards)
+    task: str = "math"
+    correct_reward: float = 1.0
+    wrong_reward: float = 0.0
+    # penalties override the correctness reward; None switches one off (paper: -1 each)
+    truncation_penalty: float | None = -1.0
+    repetition_penalty: float | None = -1.0
+    garbage_penalty: float | None = -1.0
+    # a response repeats when one n-gram of this many tokens covers > threshold of it
+    repetition_ngram: int = 20
+    repetition_threshold: float = 0.5
+    # hard time limit of one verification, in seconds
+    timeout_s: float = 2.0
+    # processes for batch scoring (0: score in this process)
+    workers: int = 0
+    # reward of a sample whose verifier raised or hung
+    failure_reward: float = 0.0
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 1e-5
+    weight_decay: float = 0.0
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.95])
+    eps: float = 1e-8
+    warmup_steps: int = 0
+    schedule: Literal["cosine", "constant", "linear"] = "cosine"
+    # the learning rate decays to lr * min_lr_ratio at the last step
+    min_lr_ratio: float = 0.1
+    # clip the global gradient norm to this (None: no clipping)
+    grad_clip: float | None = 1.0
+    # micro-batches accumulated per optimiser step
+    grad_accum: int = 1
+
+
+@dataclass
+class TrainerConfig:
+    # optimiser steps
+    steps: int = 100
+    seed: int = 0
+    # run directory
+    out: str = "runs/run"
+    log_every: int = 1
+    # checkpoint every N steps (0: only at the end)
+    save_every: int = 50
+    # keep the newest N complete checkpoints (0: all)
+    keep_last: int = 2
+    # write sample rollouts every N steps (0: never)
+    sample_every: int = 10
+    # evaluate on the held-out set every N steps (0: only at the end, if data.eval is set)
+    eval_every: int = 0
+    # stop after this many consecutive steps with a NaN/inf loss or gradient
+    max_bad_steps: int = 3
+    # rich progress bar on a TTY
+    progress: bool = True
+    tensorboard: bool = True
+
+
+# ----------------------------------------------------------------------------------------------
+# Stage-specific sections
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class CurateConfig:
+    # filter RL prompts by the starting model's pass rate before training
+    enabled: bool = False
+    # samples per prompt used to estimate the pass rate (paper: 16)
+    n: int = 16
+    # keep prompts with min_pass <= pass rate <= max_pass (paper: <= 0.3)
+    min_pass: float = 0.0
+    max_pass: float = 0.3
+    temperature: float = 1.0
+
+
+@dataclass
+class RLConfig:
+    # samples per prompt (paper: 64)
+    k: int = 8
+    prompts_per_step: int = 8
+    # KL coefficient of the leave-one-out-normalised sequence KL in the advantage
+    beta: float = 0.01
+    kl_estimator: Literal["k1", "k2", "k3"] = "k1"
+    # entropy bonus coefficient gamma in L = L_pg - gamma * H
+    entropy_coef: float = 0.001
+    # reference for the KL term: EMA of the policy (dynamic anchor), the initial policy, or none
+    anchor: Literal["ema", "frozen", "none"] = "ema"
+    # theta_ref <- alpha * theta_ref + (1 - alpha) * theta
+    ema_alpha: float = 0.95
+    # update the EMA anchor every N optimiser steps
+    ema_every: int = 1
+    # advantage baseline: T1's leave-one-out, GRPO's group normalisation, or Dr. GRPO's mean
+    advantage: Literal["rloo", "grpo", "drgrpo"] = "rloo"
+    # train on this many of the K samples per prompt (None: all)
+    train_k: int | None = None
+    select: Literal["all", "random", "balanced"] = "all"
+    # drop prompts whose K rewards are all equal (no signal)
+    drop_equal_groups: bool = False
+    # PPO clipped-ratio loss when set; needed when updates_per_batch > 1
+    clip_eps: float | None = None
+    # optimiser steps taken on one rollout batch
+    updates_per_batch: int = 1
+    loss_agg: Literal["token-mean", "seq-mean-token-mean", "seq-mean-token-sum", "constant"] = (
+        "token-mean"
+    )
+    # sequences per forward/backward pass of the learner
+    micro_batch_size: int = 16
+    curate: CurateConfig = field(default_factory=CurateConfig)
+
+
+@dataclass
+class SFTConfig:
+    epochs: int = 1
+    # sequences per optimiser step (before packing)
+    batch_size: int = 16
+    # sequences longer than this many tokens are dropped (counted)
+    max_len: int = 512
+    # pack several sequences into one row (loss is unchanged)
+    pack: bool = True
+    # share of traces held out for the validation loss
+    eval_fraction: float = 0.05
+    micro_batch_size: int = 16
+
+
+@dataclass
+class SynthConfig:
+    # synthetic task to generate problems for (countdown, linear, ...), or None to read data.train
+    task: str | None = "countdown"
+    # problems to generate
+    n: int = 1000
+    # failed attempts per trace: probabilities of 0, 1, 2, ... failures
+    failures: list[float] = field(default_factory=lambda: [0.3, 0.4, 0.3])
+    # clean: direct correct solutions only (ablation)
+    style: Literal["trial-and-error", "clean"] = "trial-and-error"
+    # drop traces longer than this many characters
+    max_chars: int = 2000
+    # difficulty knobs passed to the task generator
+    task_args: dict[str, Any] = field(default_factory=dict)
+    # where the traces go (JSONL)
+    out: str = "traces.jsonl"
+    seed: int = 0
+
+
+@dataclass
+class EvalConfig:
+    # samples per problem
+    n: int = 1
+    # k values for pass@k and maj@k
+    ks: list[int] = field(default_factory=lambda: [1])
+    # bootstrap resamples for the 95 % interval
+    bootstrap: int = 1000
+    out: str = "runs/eval"
+
+
+@dataclass
+class ScaleConfig:
+    # thinking budgets in tokens; the largest is generated once, the rest are truncations
+    budgets: list[int] = field(default_factory=lambda: [32, 64, 128, 256])
+    # appended after the truncated thinking to force an answer (None: the task's default)
+    suffix: str | None = None
+    # tokens allowed for the forced answer
+    answer_tokens: int = 16
+    # model that writes the forced answer (None: the policy itself)
+    summariser: str | None = None
+    # also measure majority vote over k samples of budget b/k at equal total tokens
+    parallel: bool = True
+    parallel_ks: list[int] = field(default_factory=lambda: [2, 4])
+    out: str = "runs/scale"
+
+
+# ----------------------------------------------------------------------------------------------
+# Stage configs (what a YAML file holds)
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class SynthStage:
+    synth: SynthConfig = field(default_factory=SynthConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+
+
+@dataclass
+class SFTStage:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    sft: SFTConfig = field(default_factory=SFTConfig)
+    optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=1e-3, warmup_steps=10))
+    trainer: TrainerConfig = field(default_factory=lambda: TrainerConfig(out="runs/sft"))
+
+
+@dataclass
+class RLStage:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    rollout: RolloutConfig = field(default_factory=RolloutConfig)
+    sampling: SamplingConfig = field(default_factory=lambda: SamplingConfig(temperature=1.2))
+    reward: RewardConfig = field(default_factory=RewardConfig)
+    rl: RLConfig = field(default_factory=RLConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    trainer: TrainerConfig = field(default_factory=lambda: TrainerConfig(out="runs/rl"))
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+
+@dataclass
+class EvalStage:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    rollout: RolloutConfig = field(default_factory=RolloutConfig)
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    reward: RewardConfig = field(default_factory=RewardConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    seed: int = 0
+
+
+@dataclass
+class ScaleStage:
+    # one or several models (checkpoints) drawn on one figure
+    models: list[str] = field(default_factory=list)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    rollout: RolloutConfig = field(default_factory=RolloutConfig)
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    reward: RewardConfig = field(default_factory=RewardConfig)
+    scale: ScaleConfig = field(default_factory=ScaleConfig)
+    seed: int = 0
+
+
+STAGES: dict[str, type] = {
+    "synth": SynthStage,
+    "sft": SFTStage,
+    "rl": RLStage,
+    "eval": EvalStage,
+    "scale": ScaleStage,
+}
+
+
+# ----------------------------------------------------------------------------------------------
+# Loading, overriding, checking
+# ----------------------------------------------------------------------------------------------
+
+
+def describe(cls: type) -> list[tuple[str, str, str, str]]:
+    """(key, type, default, comment) of every leaf key, for `t1 SUB --help`."""
+    return _describe_section(cls(), "")
+
+
+def _describe_section(section: Any, prefix: str) -> list[tuple[str, str, str, str]]:
+    cls = type(section)
+    comments = _field_comments(cls)
+    rows = []
+    for f in dataclasses.fields(cls):
+        tp = _hints(cls)[f.name]
+        value = getattr(section, f.name)
+        if dataclasses.is_dataclass(tp):
+            rows.extend(_describe_section(value, prefix + f.name + "."))
+        else:
+            rows.append((prefix + f.name, _type_name(tp), repr(value), comments.get(f.name, "")))
+    return rows
+
+
+def _field_comments(cls: type) -> dict[str, str]:
+    """The `# comment` lines right above each field in the class source."""
+    import inspect
+
+    try:
+        lines = inspect.getsource(cls).splitlines()
+    except (OSError, TypeError):
+        return {}
+    out, pending = {}, []
+    for line in lines[1:]:
+        stripped = line.strip()
+        if stripped.startswith("#"):
+            pending.append(stripped.lstrip("# "))
+        elif ":" in stripped and not stripped.startswith(("def ", '"')):
+            name = stripped.split(":", 1)[0].strip()
+            if name.isidentifier() and pending:
+                out[name] = " ".join(pending)
+            pending = []
+        else:
+            pending = []
+    return out
+
+
+def dotted_keys(cls: type, prefix: str = "") -> list[str]:
+    """Every valid dotted key of a dataclass, sections included."""
+    keys = []
+    for f in dataclasses.fields(cls):
+        key = prefix + f.name
+        keys.append(key)
+        tp = _hints(cls)[f.name]
+        if dataclasses.is_dataclass(tp):
+            keys.extend(dotted_keys(tp, key + "."))
+    return keys
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _nearest(key: str, cls: type) -> str:
+    """' (did you mean ...)' with the valid key closest to `key`, by its last part first."""
+    candidates = dotted_keys(cls)
+    leaf = key.rsplit(".", 1)[-1]
+    by_leaf: dict[str, str] = {}
+    for c in candidates:
+        by_leaf.setdefault(c.rsplit(".", 1)[-1], c)
+    close = difflib.get_close_matches(key, candidates, n=1, cutoff=0.6)
+    if not close:
+        leaves = difflib.get_close_matches(leaf, list(by_leaf), n=1, cutoff=0.6)
+        close = [by_leaf[leaves[0]]] if leaves else []
+    if not close:
+        close = difflib.get_close_matches(key, candidates, n=1, cutoff=0.0)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in typing.get_args(tp))
+    if origin is not None:
+        return str(tp).replace("typing.", "")
+    return "null" if tp is type(None) else getattr(tp, "__name__", str(tp))
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    """Check `value` against the annotation `tp`, converting where lossless (int -> float)."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    bad = ConfigError(
+        f"config key '{key}': expected {_type_name(tp)}, got {value!r} ({type(value).__name__})"
+    )
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise bad
+        return _build(tp, value, key + ".")
+    if origin in (typing.Union, types.UnionType):
+        for arg in args:
+            try:
+                return _coerce(value, arg, key)
+            except ConfigError:
+                continue
+        raise bad
+    if origin is Literal:
+        if value in args:
+            return value
+        raise bad
+    if tp is type(None):
+        if value is None:
+            return None
+        raise bad
+    if tp is Any:
+        return value
+    if origin is list:
+        if not isinstance(value, list | tuple):
+            raise bad
+        return [_coerce(v, args[0], f"{key}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise bad
+        return {str(k): _coerce(v, args[1], f"{key}.{k}") for k, v in value.items()}
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise bad
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise bad
+    if tp is float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):  # YAML reads 1e-5 (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                raise bad from None
+        raise bad
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        raise bad
+    raise bad
+
+
+def _build(
+    cls: type, data: dict, prefix: str = "", root: type | None = None, base: Any = None
+) -> Any:
+    """Set the keys of `data` on `base` (the section's defaults as the stage declares them)."""
+    root = root or cls
+    obj = base if base is not None else cls()
+    hints = _hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    for name, value in data.items():
+        key = prefix + str(name)
+        if name not in names:
+            raise ConfigError(f"unknown config key '{key}'{_nearest(key, root)}")
+        tp = hints[name]
+        if dataclasses.is_dataclass(tp):
+            if not isinstance(value, dict):
+                raise ConfigError(
+                    f"config key '{key}': expected a mapping (section), got {value!r}"
+                )
+            value = _build(tp, value, key + ".", root, getattr(obj, name))
+        else:
+            value = _coerce(value, tp, key)
+        setattr(obj, name, value)
+    return obj
+
+
+def _parse_override(item: str, cls: type) -> tuple[list[str], Any]:
+    if "=" not in item:
+        raise ConfigError(f"override '{item}' is not of the form key=value")
+    key, text = item.split("=", 1)
+    key = key.strip()
+    path = key.split(".")
+    tp: Any = cls
+    for i, part in enumerate(path):
+        if not dataclasses.is_dataclass(tp) or part not in _hints(tp):
+            raise ConfigError(f"unknown config key '{key}'{_nearest(key, cls)}")
+        tp = _hints(tp)[part]
+        if i < len(path) - 1 and typing.get_origin(tp) is dict:
+            return path[: i + 1], {".".join(path[i + 1 :]): yaml.safe_load(text)}
+    # a str field takes the text as written ("model.path=123" is the path "123")
+    if tp is str or (typing.get_args(tp) and str in typing.get_args(tp) and text.lower() != "null"):
+        return path, text
+    try:
+        return path, yaml.safe_load(text)
+    except yaml.YAMLError:
+        return path, text
+
+
+def _set_path(data: dict, path: list[str], value: Any) -> None:
+    for part in path[:-1]:
+        node = data.get(part)
+        if not isinstance(node, dict):
+            node = data[part] = {}
+        data = node
+    if isinstance(value, dict) and isinstance(data.get(path[-1]), dict):
+        data[path[-1]].update(value)
+    else:
+        data[path[-1]] = value
+
+
+def load_config(cls: type, path: str | Path | None = None, overrides: list[str] = ()) -> Any:
+    """Build a stage config from a YAML file (optional) and `key.sub=value` overrides."""
+    data: dict = {}
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config file not found: {p}")
+        try:
+            loaded = yaml.safe_load(p.read_text(encoding="utf-8"))
+        except yaml.YAMLError as e:
+            mark = getattr(e, "problem_mark", None)
+            where = f":{mark.line + 1}" if mark else ""
+            raise ConfigError(f"{p}{where}: invalid YAML ({getattr(e, 'problem', e)})") from None
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"{p}: the top level must be a mapping of sections")
+        data = loaded or {}
+    for item in overrides:
+        keys, value = _parse_override(item, cls)
+        _set_path(data, keys, value)
+    return _build(cls, data)
+
+
+def to_dict(cfg: Any) -> dict:
+    return dataclasses.asdict(cfg)
+
+
+def save_config(cfg: Any, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False), encoding="utf-8")

@@ -1,0 +1,1 @@
+"""Trainers (thin loops over t1.algo), run directories, checkpoints, distributed setup."""
