@@ -51,6 +51,10 @@ class ModelConfig:
     device: str = "auto"
     # settings of a model built from scratch (path == "tiny")
     tiny: TinyModelConfig = field(default_factory=TinyModelConfig)
+    # seed of the random initialisation of a model built from scratch (path == "tiny")
+    seed: int = 0
+    # cache a GGUF file's dequantised weights as an HF folder under ~/.cache/t1 (T1_CACHE overrides)
+    cache_gguf: bool = True
 
 
 @dataclass
@@ -209,15 +213,19 @@ class RLConfig:
 
 @dataclass
 class SFTConfig:
+    # passes over the training traces; the run stops after this many epochs or after
+    # trainer.steps optimiser steps, whichever comes first (trainer.steps = 0: epochs only)
     epochs: int = 1
     # sequences per optimiser step (before packing)
     batch_size: int = 16
-    # sequences longer than this many tokens are dropped (counted)
+    # sequences longer than this many tokens are dropped (counted); also the packed row length
     max_len: int = 512
-    # pack several sequences into one row (loss is unchanged)
+    # pack several sequences into one row (loss is unchanged); off: rows sorted by length
     pack: bool = True
     # share of traces held out for the validation loss
     eval_fraction: float = 0.05
+    # sequences per forward/backward pass; a step accumulates gradients over
+    # max(optim.grad_accum, ceil(batch_size / micro_batch_size)) micro-batches
     micro_batch_size: int = 16
 
 
@@ -248,7 +256,12 @@ class EvalConfig:
     ks: list[int] = field(default_factory=lambda: [1])
     # bootstrap resamples for the 95 % interval
     bootstrap: int = 1000
+    # run directory that receives eval/<name>.json and eval/<name>.samples.jsonl
     out: str = "runs/eval"
+    # name of the result files (None: the stem of data.eval)
+    name: str | None = None
+    # rich progress bar on a TTY
+    progress: bool = True
 
 
 @dataclass
@@ -263,8 +276,18 @@ class ScaleConfig:
     summariser: str | None = None
     # also measure majority vote over k samples of budget b/k at equal total tokens
     parallel: bool = True
+    # numbers of parallel samples k compared at equal total tokens (majority vote over k)
     parallel_ks: list[int] = field(default_factory=lambda: [2, 4])
+    # samples per problem (None: the largest parallel k, or 1 without the parallel comparison)
+    n: int | None = None
+    # sequences per batch of the greedy forced-answer completion
+    answer_batch_size: int = 32
+    # bootstrap resamples for the 95 % intervals
+    bootstrap: int = 1000
+    # run directory that receives eval/scale.json and plots/scale.png + .csv
     out: str = "runs/scale"
+    # rich progress bar on a TTY
+    progress: bool = True
 
 
 # ----------------------------------------------------------------------------------------------
@@ -521,7 +544,8 @@ def _parse_override(item: str, cls: type) -> tuple[list[str], Any]:
         if i < len(path) - 1 and typing.get_origin(tp) is dict:
             return path[: i + 1], {".".join(path[i + 1 :]): yaml.safe_load(text)}
     # a str field takes the text as written ("model.path=123" is the path "123")
-    if tp is str or (typing.get_args(tp) and str in typing.get_args(tp) and text.lower() != "null"):
+    is_union = typing.get_origin(tp) in (typing.Union, types.UnionType)
+    if tp is str or (is_union and str in typing.get_args(tp) and text.lower() not in ("null", "~")):
         return path, text
     try:
         return path, yaml.safe_load(text)

@@ -1,5 +1,14 @@
-"""Loading any HF causal LM (local folder, hub id, GGUF) and building tiny models."""
+"""Loading any HF causal LM (local folder, hub id, GGUF, run directory) and building tiny models."""
 
+from t1.models.loading import find_smollm2, load_model, save_model
+from t1.models.prompts import build_prompt
 from t1.models.tiny import build_char_tokenizer, build_tiny_model
 
-__all__ = ["build_char_tokenizer", "build_tiny_model"]
+__all__ = [
+    "build_char_tokenizer",
+    "build_prompt",
+    "build_tiny_model",
+    "find_smollm2",
+    "load_model",
+    "save_model",
+]

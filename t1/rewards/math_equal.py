@@ -1,0 +1,225 @@
+"""`math_equal(pred, ref)`: is a predicted math answer equal to the reference?
+
+Two stages, cheapest first:
+
+    1. fast path (`t1.rewards.fast_equal`): normalised strings, exact numbers, and numeric values
+       of constant expressions and tuples; it answers only when it is sure, else defers;
+    2. Math-Verify (`math_verify.parse` + `verify`, sympy underneath) for the rest.
+
+Math-Verify's own time limit is `signal.alarm`, which raises off the main thread and has silently
+zeroed rewards in other frameworks; here its limits are disabled (`parsing_timeout=None`,
+`timeout_seconds=None`) and the call runs in a persistent worker process that is killed when it
+overruns `timeout_s`, so the limit holds in any thread. Inside that worker (and inside batch-scoring
+workers, see `set_inline`) a soft `setitimer` limit at 80 % of the budget ends most slow cases
+without the cost of a restart. A timeout counts as "not equal".
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import logging
+import multiprocessing as mp
+import os
+import signal
+import threading
+from collections.abc import Iterator
+from typing import Literal
+
+from t1.rewards.fast_equal import fast_equal
+
+DEFAULT_TIMEOUT_S = 2.0
+# answers longer than this are not compared (no real answer is; hostile ones would be slow)
+MAX_ANSWER_CHARS = 2000
+# share of the budget the worker's own soft limit uses; the parent kills at the full budget
+SOFT_SHARE = 0.8
+# seconds a fresh worker may take to import sympy and Math-Verify (not charged to any call)
+STARTUP_TIMEOUT_S = 120.0
+
+How = Literal["fast", "verify", "timeout", "error"]
+
+_inline = False
+
+
+class _SoftTimeout(Exception):
+    pass
+
+
+def math_equal(pred: str, ref: str, timeout_s: float | None = DEFAULT_TIMEOUT_S) -> bool:
+    """True when `pred` and `ref` denote the same mathematical answer; False on timeout.
+
+    `timeout_s=None` runs Math-Verify in this process with no limit (for callers that enforce
+    their own, e.g. a worker the parent can kill).
+
+    >>> math_equal("\\\\dfrac{1}{2}", "0.5"), math_equal("(1, 2)", "(2, 1)")
+    (True, False)
+    """
+    return math_verdict(pred, ref, timeout_s)[0]
+
+
+def math_verdict(
+    pred: str, ref: str, timeout_s: float | None = DEFAULT_TIMEOUT_S
+) -> tuple[bool, How]:
+    """`math_equal` and how the verdict was reached: "fast", "verify", "timeout" or "error"."""
+    if not isinstance(pred, str) or not isinstance(ref, str):
+        return False, "error"
+    if not pred.strip() or not ref.strip():
+        return False, "fast"
+    if len(pred) > MAX_ANSWER_CHARS or len(ref) > MAX_ANSWER_CHARS:
+        return pred.strip() == ref.strip(), "fast"
+    try:
+        quick = fast_equal(pred, ref)
+    except (ValueError, ArithmeticError, RecursionError, OverflowError):
+        quick = None
+    if quick is not None:
+        return quick, "fast"
+    if timeout_s is None:
+        return verify_inline(pred, ref, None)
+    if _inline:
+        return verify_inline(pred, ref, timeout_s * SOFT_SHARE)
+    return _isolated().call(pred, ref, timeout_s)
+
+
+def set_inline(inline: bool) -> None:
+    """Run Math-Verify in this process under a soft limit (for worker processes on their main
+    thread, whose parent enforces the hard limit by killing them)."""
+    global _inline
+    _inline = inline
+
+
+def mv_equal(pred: str, ref: str, timeouts: bool = False) -> bool:
+    """Math-Verify alone: `verify(parse(ref), parse(pred))`, each wrapped in `\\boxed{}`.
+
+    `timeouts=True` keeps Math-Verify's own `signal.alarm` limits (main thread only): that is the
+    baseline the benchmark compares against.
+    """
+    from math_verify import parse, verify
+
+    limit = {"parsing_timeout": 5} if timeouts else {"parsing_timeout": None}
+    gold = parse("\\boxed{" + ref + "}", **limit)
+    target = parse("\\boxed{" + pred + "}", **limit)
+    return bool(verify(gold, target, timeout_seconds=5 if timeouts else None))
+
+
+def verify_inline(pred: str, ref: str, soft_limit_s: float | None) -> tuple[bool, How]:
+    """Math-Verify in this process; a soft limit applies only on the main thread."""
+    _quiet_math_verify()
+    try:
+        with _soft_limit(soft_limit_s):
+            return mv_equal(pred, ref), "verify"
+    except _SoftTimeout:
+        return False, "timeout"
+    except Exception:  # noqa: BLE001 - sympy raises anything; a verdict must not
+        return False, "error"
+
+
+@contextlib.contextmanager
+def _soft_limit(seconds: float | None) -> Iterator[None]:
+    """Raise `_SoftTimeout` in this thread after `seconds` (main thread only; else no limit)."""
+    usable = (
+        seconds is not None
+        and threading.current_thread() is threading.main_thread()
+        and signal.getitimer(signal.ITIMER_REAL)[0] == 0.0
+    )
+    if not usable:
+        yield
+        return
+
+    def _raise(signum: int, frame: object) -> None:
+        raise _SoftTimeout
+
+    previous = signal.signal(signal.SIGALRM, _raise)
+    signal.setitimer(signal.ITIMER_REAL, max(seconds or 0.0, 1e-3))
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0.0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _quiet_math_verify() -> None:
+    """Math-Verify warns once that its limits are off: here that is deliberate."""
+    logging.getLogger("math_verify").setLevel(logging.ERROR)
+
+
+class _IsolatedVerifier:
+    """One persistent worker process running Math-Verify; killed and replaced on overrun."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.owner = os.getpid()
+        self.proc: mp.process.BaseProcess | None = None
+        self.conn = None
+        self.ready = False
+
+    def call(self, pred: str, ref: str, timeout_s: float) -> tuple[bool, How]:
+        with self.lock:
+            try:
+                self._ensure_started()
+                self.conn.send((pred, ref, timeout_s * SOFT_SHARE))
+                if not self.conn.poll(timeout_s):
+                    self.kill()
+                    return False, "timeout"
+                equal, how = self.conn.recv()
+                return equal, how
+            except BaseException as exc:  # a dead worker or an interrupt mid-call: start afresh
+                self.kill()
+                if isinstance(exc, (KeyboardInterrupt, SystemExit)) or not isinstance(
+                    exc, Exception
+                ):
+                    raise
+                return False, "error"
+
+    def _ensure_started(self) -> None:
+        if self.proc is None or not self.proc.is_alive():
+            ctx = mp.get_context("spawn")
+            parent, child = ctx.Pipe()
+            self.proc = ctx.Process(target=_worker_main, args=(child,), daemon=True)
+            self.proc.start()
+            child.close()
+            self.conn, self.ready = parent, False
+        if not self.ready:
+            if not self.conn.poll(STARTUP_TIMEOUT_S) or self.conn.recv() != "ready":
+                raise RuntimeError("Math-Verify worker failed to start")
+            self.ready = True
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.is_alive():
+            self.proc.kill()
+            self.proc.join(timeout=5)
+        if self.conn is not None:
+            self.conn.close()
+        self.proc, self.conn, self.ready = None, None, False
+
+
+def _worker_main(conn) -> None:  # noqa: ANN001 - a multiprocessing Connection
+    """Serve (pred, ref, soft_limit) requests until the pipe closes."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C belongs to the parent
+    import math_verify  # noqa: F401 - pay the sympy import before saying ready
+
+    conn.send("ready")
+    while True:
+        try:
+            pred, ref, soft = conn.recv()
+        except (EOFError, OSError):
+            return
+        conn.send(verify_inline(pred, ref, soft))
+
+
+_ISOLATED: _IsolatedVerifier | None = None
+_ISOLATED_LOCK = threading.Lock()
+
+
+def _isolated() -> _IsolatedVerifier:
+    """The process-wide worker (a fresh one after a fork: pipes are not shared across forks)."""
+    global _ISOLATED
+    with _ISOLATED_LOCK:
+        if _ISOLATED is None or _ISOLATED.owner != os.getpid():
+            _ISOLATED = _IsolatedVerifier()
+        return _ISOLATED
+
+
+@atexit.register
+def _shutdown() -> None:
+    if _ISOLATED is not None and _ISOLATED.owner == os.getpid():
+        _ISOLATED.kill()

@@ -1,0 +1,79 @@
+"""A KV cache that grows in place: amortised O(1) copying per generated token.
+
+transformers' `DynamicLayer` appends with `torch.cat`, copying the whole cache at every step
+(O(S^2) bytes over a response of S tokens). `GrowingLayer` keeps a buffer with spare room
+(doubling when full) and hands attention a view of its filled part. Everything else — mask
+sizes, `batch_select_indices`, sliding-window layers — behaves as transformers expects, because
+the layer stays a `DynamicLayer` whose `keys`/`values` are the filled views.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from transformers import DynamicCache
+from transformers.cache_utils import DynamicLayer
+
+
+class GrowingLayer(DynamicLayer):
+    """`DynamicLayer` over a preallocated buffer with spare capacity."""
+
+    min_capacity = 64
+    _kbuf: torch.Tensor | None = None
+    _vbuf: torch.Tensor | None = None
+    _len = 0
+
+    def lazy_initialization(self, key_states: torch.Tensor, value_states: torch.Tensor) -> None:
+        super().lazy_initialization(key_states, value_states)
+        self._kbuf = self._vbuf = None
+        self._len = 0
+
+    def _grow(self, key_states: torch.Tensor, value_states: torch.Tensor, need: int) -> None:
+        capacity = max(need, 2 * (self._kbuf.shape[-2] if self._kbuf is not None else 0))
+        capacity = max(capacity, self.min_capacity)
+        kshape = (*key_states.shape[:-2], capacity, key_states.shape[-1])
+        vshape = (*value_states.shape[:-2], capacity, value_states.shape[-1])
+        kbuf = key_states.new_empty(kshape)
+        vbuf = value_states.new_empty(vshape)
+        if self._kbuf is not None and self._len:
+            kbuf[..., : self._len, :] = self._kbuf[..., : self._len, :]
+            vbuf[..., : self._len, :] = self._vbuf[..., : self._len, :]
+        self._kbuf, self._vbuf = kbuf, vbuf
+
+    def update(
+        self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any, **kwargs: Any
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        if not self.is_initialized:
+            self.lazy_initialization(key_states, value_states)
+        start = self._len
+        need = start + key_states.shape[-2]
+        if self._kbuf is None or need > self._kbuf.shape[-2]:
+            self._grow(key_states, value_states, need)
+        self._kbuf[..., start:need, :] = key_states
+        self._vbuf[..., start:need, :] = value_states
+        self._len = need
+        self.keys = self._kbuf[..., :need, :]
+        self.values = self._vbuf[..., :need, :]
+        return self.keys, self.values
+
+    def batch_select_indices(self, indices: torch.Tensor) -> None:
+        if self._kbuf is None:
+            return
+        self._kbuf = self._kbuf[indices]
+        self._vbuf = self._vbuf[indices]
+        self.keys = self._kbuf[..., : self._len, :]
+        self.values = self._vbuf[..., : self._len, :]
+
+    def reset(self) -> None:
+        super().reset()
+        self._kbuf = self._vbuf = None
+        self._len = 0
+
+
+def make_cache(model: Any, growing: bool = True) -> DynamicCache:
+    """A `DynamicCache` for `model` whose plain full-attention layers grow in place."""
+    cache = DynamicCache(config=model.config)
+    if growing:
+        cache.layers = [GrowingLayer() if type(x) is DynamicLayer else x for x in cache.layers]
+    return cache

@@ -1,0 +1,249 @@
+"""The HF-transformers rollout engine: a hand-written sampling loop over the model's KV cache.
+
+Contract (see `t1.rollout.base.RolloutEngine`): `generate(prompts, n, sampling)` returns
+len(prompts) * n `Rollout`s grouped by prompt (prompt 0's n samples, then prompt 1's, ...).
+
+- Response ids include the token that ended the response: the eos token (finish "stop"), or the
+  token that completed a stop string (finish "stop"; the text is cut right after the stop string,
+  which is kept). A response that reached `max_new_tokens` first ends with "length".
+- Log-probs are those of the unfiltered tempered distribution, log softmax(z / T)[y] (see
+  `t1.rollout.sampling`), equal to the learner's `compute_logprobs(model, batch, T)`.
+- Deterministic under `SamplingParams.seed` for the same prompts, n and batch size (a private
+  generator); with seed None the global torch RNG is used, so a trainer's saved RNG state
+  reproduces its rollouts on resume.
+- The engine shares the learner's module (no copy): `update_weights(model)` only rebinds it.
+  Generation runs under `torch.no_grad()` in eval mode and restores the previous mode after.
+
+Why it is faster than `model.generate` on small models, where per-token Python work dominates:
+rows are bucketed by prompt length (K copies of a prompt are neighbours, so most batches have
+no padding and need no attention mask); each distinct prompt is prefilled once and its cache
+copied to its K rows; finished rows leave the batch; the KV cache grows in place
+(`t1.rollout.cache`) instead of being re-concatenated every step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from t1.errors import T1Error
+from t1.rollout.base import Rollout, SamplingParams
+from t1.rollout.cache import make_cache
+from t1.rollout.sampling import sample_next
+
+
+def check_sampling(sampling: SamplingParams, n: int) -> None:
+    """Reject values no sampler can honour, naming the parameter."""
+    if n < 1:
+        raise T1Error(f"samples per prompt must be >= 1, got {n}")
+    if sampling.temperature < 0:
+        raise T1Error(f"sampling.temperature must be >= 0, got {sampling.temperature}")
+    if not 0.0 < sampling.top_p <= 1.0:
+        raise T1Error(f"sampling.top_p must be in (0, 1], got {sampling.top_p}")
+    if not 0.0 <= sampling.min_p < 1.0:
+        raise T1Error(f"sampling.min_p must be in [0, 1), got {sampling.min_p}")
+    if sampling.max_new_tokens < 1:
+        raise T1Error(f"sampling.max_new_tokens must be >= 1, got {sampling.max_new_tokens}")
+
+
+def eos_ids(tokenizer: Any, model: Any) -> list[int]:
+    """Every id that ends a response: the tokenizer's eos and the generation config's."""
+    ids = {tokenizer.eos_token_id}
+    gen = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    ids.update(gen if isinstance(gen, list) else [gen])
+    return sorted(i for i in ids if i is not None)
+
+
+def encode_prompts(tokenizer: Any, prompts: Sequence[str]) -> list[list[int]]:
+    """Token ids of each prompt; BOS is added only where the text does not already start with it."""
+    bos = getattr(tokenizer, "bos_token", None)
+    out = []
+    for i, text in enumerate(prompts):
+        add = not (bos and text.startswith(bos))
+        ids = tokenizer(text, add_special_tokens=add)["input_ids"]
+        if not ids:
+            raise T1Error(f"prompt {i} is empty after tokenisation")
+        out.append(list(ids))
+    return out
+
+
+def stop_cut(text: str, stops: Sequence[str]) -> int | None:
+    """Index just after the earliest-ending stop string in `text`, or None."""
+    ends = [text.find(s) + len(s) for s in stops if s and s in text]
+    return min(ends) if ends else None
+
+
+class HFEngine:
+    """Batched sampling with any HF causal LM (see the module docstring)."""
+
+    def __init__(self, model: Any, tokenizer: Any, batch_size: int = 64) -> None:
+        if batch_size < 1:
+            raise T1Error(f"rollout.batch_size must be >= 1, got {batch_size}")
+        self.model = model
+        self.tokenizer = tokenizer
+        self.batch_size = batch_size
+        if tokenizer.pad_token_id is None:
+            raise T1Error("the tokenizer has no pad token (load models with t1.models.load_model)")
+
+    def update_weights(self, model: Any) -> None:
+        """The engine shares the learner's module, so this only rebinds it (no copy)."""
+        self.model = model
+
+    def generate(self, prompts: list[str], n: int, sampling: SamplingParams) -> list[Rollout]:
+        check_sampling(sampling, n)
+        prompt_ids = encode_prompts(self.tokenizer, prompts)
+        device = next(self.model.parameters()).device
+        gen = None
+        if sampling.seed is not None:
+            gen = torch.Generator(device=device).manual_seed(sampling.seed)
+        rows = [(p, j) for p in range(len(prompt_ids)) for j in range(n)]
+        # bucket by prompt length; a stable sort keeps a prompt's K rows together
+        order = sorted(range(len(rows)), key=lambda r: len(prompt_ids[rows[r][0]]))
+        results: dict[int, tuple[list[int], list[float], bool]] = {}
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            with torch.no_grad():
+                for s in range(0, len(order), self.batch_size):
+                    chunk = order[s : s + self.batch_size]
+                    srcs = [rows[r][0] for r in chunk]
+                    outs = self._generate_chunk(prompt_ids, srcs, sampling, gen, device)
+                    results.update(zip(chunk, outs))
+        finally:
+            self.model.train(was_training)
+        return [
+            self._to_rollout(rows[r], prompt_ids, *results[r], sampling) for r in range(len(rows))
+        ]
+
+    def _to_rollout(
+        self,
+        row: tuple[int, int],
+        prompt_ids: list[list[int]],
+        ids: list[int],
+        logps: list[float],
+        stopped: bool,
+        sampling: SamplingParams,
+    ) -> Rollout:
+        text = self.tokenizer.decode(ids, skip_special_tokens=True)
+        cut = stop_cut(text, sampling.stop) if stopped and sampling.stop else None
+        if cut is not None:
+            text = text[:cut]
+        return Rollout(
+            prompt_index=row[0],
+            prompt_ids=list(prompt_ids[row[0]]),
+            response_ids=ids,
+            logprobs=logps,
+            finish_reason="stop" if stopped else "length",
+            text=text,
+            meta={"sample_index": row[1]},
+        )
+
+    def _prefill(
+        self, prompt_ids: list[list[int]], srcs: list[int], device: torch.device
+    ) -> tuple[Any, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Run each distinct prompt once; return (cache, last logits, mask, next positions) per row."""
+        uniq = list(dict.fromkeys(srcs))
+        where = {p: i for i, p in enumerate(uniq)}
+        lens = [len(prompt_ids[p]) for p in uniq]
+        L = max(lens)
+        pad = self.tokenizer.pad_token_id
+        ids = torch.full((len(uniq), L), pad, dtype=torch.long)
+        mask = torch.zeros((len(uniq), L), dtype=torch.long)
+        for i, p in enumerate(uniq):
+            ids[i, L - lens[i] :] = torch.tensor(prompt_ids[p])
+            mask[i, L - lens[i] :] = 1
+        ids, mask = ids.to(device), mask.to(device)
+        positions = (mask.cumsum(-1) - 1).clamp_(min=0)
+        cache = make_cache(self.model)
+        out = self.model(
+            input_ids=ids,
+            attention_mask=mask if min(lens) < L else None,
+            position_ids=positions,
+            past_key_values=cache,
+            use_cache=True,
+            logits_to_keep=1,
+        )
+        index = torch.tensor([where[p] for p in srcs], device=device)
+        if len(uniq) != len(srcs) or not torch.equal(index, torch.arange(len(srcs), device=device)):
+            cache.batch_select_indices(index)
+        return cache, out.logits[index, -1], mask[index], mask[index].sum(-1)
+
+    def _generate_chunk(
+        self,
+        prompt_ids: list[list[int]],
+        srcs: list[int],
+        sampling: SamplingParams,
+        gen: torch.Generator | None,
+        device: torch.device,
+    ) -> list[tuple[list[int], list[float], bool]]:
+        """Sample one batch of rows to completion; per row (ids, logprobs, stopped)."""
+        B, T = len(srcs), sampling.max_new_tokens
+        cache, logits, mask, pos = self._prefill(prompt_ids, srcs, device)
+        has_pad = bool((mask == 0).any())
+        eos = torch.tensor(eos_ids(self.tokenizer, self.model), device=device)
+        tokens = torch.zeros((B, T), dtype=torch.long, device=device)
+        logps = torch.zeros((B, T), dtype=torch.float32, device=device)
+        lengths = torch.full((B,), T, dtype=torch.long)
+        stopped = torch.zeros(B, dtype=torch.bool)
+        live = torch.arange(B, device=device)
+        stop_checker = _StopChecker(self.tokenizer, sampling.stop, B) if sampling.stop else None
+        for step in range(T):
+            tok, lp = sample_next(logits, sampling.temperature, sampling.top_p, sampling.min_p, gen)
+            tokens[live, step] = tok
+            logps[live, step] = lp
+            done = torch.isin(tok, eos)
+            if stop_checker is not None:
+                done |= stop_checker.update(live.tolist(), tok.tolist(), device)
+            if step == T - 1:
+                stopped[live[done].cpu()] = True
+                break
+            if bool(done.any()):
+                finished = live[done].cpu()
+                lengths[finished] = step + 1
+                stopped[finished] = True
+                keep = (~done).nonzero().squeeze(-1)
+                if keep.numel() == 0:
+                    break
+                live, tok, mask, pos = live[keep], tok[keep], mask[keep], pos[keep]
+                cache.batch_select_indices(keep)
+                has_pad = has_pad and bool((mask == 0).any())
+            if has_pad:
+                mask = torch.cat([mask, mask.new_ones((mask.shape[0], 1))], dim=-1)
+            out = self.model(
+                input_ids=tok[:, None],
+                attention_mask=mask if has_pad else None,
+                position_ids=pos[:, None],
+                past_key_values=cache,
+                use_cache=True,
+            )
+            pos = pos + 1
+            logits = out.logits[:, -1]
+        tokens_l, logps_l = tokens.tolist(), logps.tolist()
+        return [
+            (tokens_l[i][: lengths[i]], logps_l[i][: lengths[i]], bool(stopped[i]))
+            for i in range(B)
+        ]
+
+
+class _StopChecker:
+    """Finds stop strings in each row's response by decoding only its last few tokens."""
+
+    def __init__(self, tokenizer: Any, stops: Sequence[str], rows: int) -> None:
+        self.tokenizer = tokenizer
+        self.stops = [s for s in stops if s]
+        self.window = max(len(s) for s in self.stops) + 4 if self.stops else 0
+        self.ids: list[list[int]] = [[] for _ in range(rows)]
+
+    def update(self, live: list[int], toks: list[int], device: torch.device) -> torch.Tensor:
+        """(b,) bool: rows whose response now contains a stop string."""
+        for r, t in zip(live, toks):
+            self.ids[r].append(t)
+        if not self.stops:
+            return torch.zeros(len(live), dtype=torch.bool, device=device)
+        tails = self.tokenizer.batch_decode(
+            [self.ids[r][-self.window :] for r in live], skip_special_tokens=True
+        )
+        hit = [any(s in text for s in self.stops) for text in tails]
+        return torch.tensor(hit, dtype=torch.bool, device=device)

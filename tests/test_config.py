@@ -1,0 +1,117 @@
+"""Config loading, dotted overrides and their errors; the CLI's exit codes."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from t1.config import RLStage, SFTStage, describe, dotted_keys, load_config, save_config
+from t1.errors import ConfigError
+
+
+def test_defaults_and_stage_specific_defaults():
+    cfg = load_config(RLStage)
+    assert cfg.rl.k == 8
+    assert cfg.sampling.temperature == 1.2  # RL samples hot (paper: 1.2)
+    assert load_config(SFTStage).optim.lr == 1e-3
+
+
+def test_yaml_then_overrides(tmp_path):
+    path = tmp_path / "x.yaml"
+    path.write_text("rl:\n  k: 16\n  beta: 0.1\noptim:\n  lr: 3.0e-4\nsampling:\n  top_p: 0.9\n")
+    cfg = load_config(RLStage, path, ["rl.k=32", "optim.betas=[0.9, 0.99]", "rl.clip_eps=0.2"])
+    assert cfg.rl.k == 32  # the override wins over the file
+    assert cfg.rl.beta == 0.1
+    assert cfg.optim.lr == 3e-4
+    assert cfg.optim.betas == [0.9, 0.99]
+    assert cfg.rl.clip_eps == 0.2
+    # a section set partly in YAML keeps the stage's own defaults for the rest
+    assert cfg.sampling.top_p == 0.9 and cfg.sampling.temperature == 1.2
+
+
+def test_override_value_parsing():
+    cfg = load_config(RLStage, None, ["optim.lr=1e-5", "rl.clip_eps=null", "model.path=123",
+                                      "trainer.progress=false", 'sampling.stop=["\\n\\n"]'])
+    assert cfg.optim.lr == 1e-5  # YAML reads 1e-5 as a string; float fields accept it
+    assert cfg.rl.clip_eps is None
+    assert cfg.model.path == "123"  # str fields take the text as written
+    assert cfg.trainer.progress is False
+    assert cfg.sampling.stop == ["\n\n"]
+
+
+@pytest.mark.parametrize(
+    ("override", "needle"),
+    [
+        ("no.such.key=1", "unknown config key 'no.such.key'"),
+        ("rl.kk=1", "did you mean 'rl.k'"),
+        ("rl.k=abc", "'rl.k': expected int"),
+        ("rl.k=1.5", "expected int"),
+        ("rl.anchor=ewma", "one of 'ema', 'frozen', 'none'"),
+        ("trainer.progress=3", "expected bool"),
+        ("optim.betas=0.9", "expected list"),
+        ("rl", "not of the form key=value"),
+    ],
+)
+def test_override_errors_name_the_key(override, needle):
+    with pytest.raises(ConfigError, match=None) as err:
+        load_config(RLStage, None, [override])
+    assert needle in str(err.value)
+
+
+def test_yaml_errors(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("rl:\n  k: [1,\n")
+    with pytest.raises(ConfigError, match="bad.yaml:"):
+        load_config(RLStage, bad)
+    unknown = tmp_path / "unknown.yaml"
+    unknown.write_text("rl:\n  entropy_cof: 0.1\n")
+    with pytest.raises(ConfigError, match="rl.entropy_cof.*did you mean 'rl.entropy_coef'"):
+        load_config(RLStage, unknown)
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(RLStage, tmp_path / "missing.yaml")
+    section = tmp_path / "section.yaml"
+    section.write_text("rl: 3\n")
+    with pytest.raises(ConfigError, match="'rl': expected a mapping"):
+        load_config(RLStage, section)
+
+
+def test_round_trip_through_saved_yaml(tmp_path):
+    cfg = load_config(RLStage, None, ["rl.k=4", "reward.truncation_penalty=null"])
+    save_config(cfg, tmp_path / "config.yaml")
+    again = load_config(RLStage, tmp_path / "config.yaml")
+    assert again == cfg
+    assert yaml.safe_load((tmp_path / "config.yaml").read_text())["rl"]["k"] == 4
+
+
+def test_describe_lists_every_leaf_with_its_comment():
+    rows = {key: (tp, comment) for key, tp, _, comment in describe(RLStage)}
+    assert "rl.k" in rows and "samples per prompt" in rows["rl.k"][1]
+    assert "model.tiny.hidden_size" in rows
+    leaves = {k for k in dotted_keys(RLStage) if k in rows}
+    assert leaves == set(rows)
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "t1", *args], capture_output=True, text=True,
+                          timeout=120)
+
+
+def test_cli_exits_2_on_bad_key_and_type(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("rl:\n  k: 4\n")
+    bad_key = _cli("rl", str(cfg), "no.such.key=1")
+    assert bad_key.returncode == 2
+    assert "no.such.key" in bad_key.stderr and "Traceback" not in bad_key.stderr
+    assert len(bad_key.stderr.strip().splitlines()) == 1
+    bad_type = _cli("rl", str(cfg), "rl.k=abc")
+    assert bad_type.returncode == 2
+    assert "expected int" in bad_type.stderr and "Traceback" not in bad_type.stderr
+
+
+def test_cli_help_describes_options():
+    out = _cli("rl", "--help")
+    assert out.returncode == 0
+    assert "rl.entropy_coef" in out.stdout and "--resume" in out.stdout
