@@ -37,7 +37,8 @@ def _keys_help(stage: type) -> str:
     return "\n".join(lines)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(with_keys: bool = True) -> argparse.ArgumentParser:
+    """The argument parser; `with_keys` adds every config key to each subcommand's --help."""
     parser = argparse.ArgumentParser(
         prog="t1",
         description="The T1 recipe: trial-and-error SFT, RL scaled for exploration, "
@@ -65,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
             name,
             help=text,
             description=text,
-            epilog=_keys_help(stage),
+            epilog=_keys_help(stage) if with_keys else None,
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         p.add_argument("config", nargs="?", help="YAML config file (optional)")
@@ -104,7 +105,9 @@ def _call(module: str, function: str, *a, **kw) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    # listing every config key reads the config classes' source: only worth it for --help
+    args = build_parser(with_keys=any(a in ("-h", "--help") for a in argv)).parse_args(argv)
     try:
         if args.command == "demo":
             return _call(

@@ -109,9 +109,12 @@ class RewardConfig:
     truncation_penalty: float | None = -1.0
     repetition_penalty: float | None = -1.0
     garbage_penalty: float | None = -1.0
-    # a response repeats when one n-gram of this many tokens covers > threshold of it
+    # a response repeats when more than `repetition_threshold` of its n-grams of this many tokens
+    # (words when no token ids are given) are repeats: rep-n = 1 - distinct/total n-grams
     repetition_ngram: int = 20
     repetition_threshold: float = 0.5
+    # garbage also covers mostly-noise text: share of text-like characters below this (None: off)
+    garbage_min_text_share: float | None = None
     # hard time limit of one verification, in seconds
     timeout_s: float = 2.0
     # processes for batch scoring (0: score in this process)
@@ -208,6 +211,8 @@ class RLConfig:
     )
     # sequences per forward/backward pass of the learner
     micro_batch_size: int = 16
+    # sampling temperature of the periodic held-out evaluation (trainer.eval_every)
+    eval_temperature: float = 1.0
     curate: CurateConfig = field(default_factory=CurateConfig)
 
 
@@ -243,9 +248,45 @@ class SynthConfig:
     max_chars: int = 2000
     # difficulty knobs passed to the task generator
     task_args: dict[str, Any] = field(default_factory=dict)
-    # where the traces go (JSONL)
+    # where the traces go (JSONL); summary.json and the problem sets are written beside it
     out: str = "traces.jsonl"
     seed: int = 0
+    # kinds of wrong attempts the task's solver makes (empty: every kind the task knows)
+    mistakes: list[str] = field(default_factory=list)
+    # one phrase is drawn before each check of an attempt ("" allowed: none)
+    check_phrases: list[str] = field(
+        default_factory=lambda: ["Wait, let me check.", "Let me check.", "Check:"]
+    )
+    # one phrase is drawn to open each attempt that follows a failed one ("" allowed: none)
+    retry_phrases: list[str] = field(
+        default_factory=lambda: ["Hmm, that's not right.", "Let me try again.", ""]
+    )
+    # more problem sets of a synthetic task, written beside `out` as NAME.jsonl, disjoint
+    # from the trace problems (train.jsonl) and from each other, e.g. {rl: 500, test: 500}
+    splits: dict[str, int] = field(default_factory=dict)
+    # problems from data.train: the t1.rewards verifier that grades attempts
+    verifier: str = "math"
+    # problems from data.train: the model that makes attempts and writes critiques
+    model: ModelConfig = field(default_factory=ModelConfig)
+    rollout: RolloutConfig = field(default_factory=RolloutConfig)
+    # problems from data.train: attempts sampled per problem at each of these temperatures
+    temperatures: list[float] = field(default_factory=lambda: [0.6, 1.0])
+    samples: int = 4
+    max_new_tokens: int = 1024
+    # problems from data.train: critic prompt for a wrong attempt; {problem}, {attempt} and
+    # {answer} (the reference) are filled in
+    critic_template: str = (
+        "Problem:\n{problem}\n\nAttempt:\n{attempt}\n\nThe attempt's final answer is wrong "
+        "(the correct answer is {answer}). In one to three sentences, point out the first step "
+        "that is wrong and why. Do not state the correct final answer."
+    )
+    # problems from data.train: prompt asking the model to verify a right attempt (same fields)
+    verify_template: str = (
+        "Problem:\n{problem}\n\nSolution:\n{attempt}\n\nIts final answer, {answer}, is correct. "
+        "In one to three sentences, re-check the key steps and confirm the answer."
+    )
+    critic_temperature: float = 0.7
+    critic_max_new_tokens: int = 256
 
 
 @dataclass

@@ -33,8 +33,17 @@ def test_yaml_then_overrides(tmp_path):
 
 
 def test_override_value_parsing():
-    cfg = load_config(RLStage, None, ["optim.lr=1e-5", "rl.clip_eps=null", "model.path=123",
-                                      "trainer.progress=false", 'sampling.stop=["\\n\\n"]'])
+    cfg = load_config(
+        RLStage,
+        None,
+        [
+            "optim.lr=1e-5",
+            "rl.clip_eps=null",
+            "model.path=123",
+            "trainer.progress=false",
+            'sampling.stop=["\\n\\n"]',
+        ],
+    )
     assert cfg.optim.lr == 1e-5  # YAML reads 1e-5 as a string; float fields accept it
     assert cfg.rl.clip_eps is None
     assert cfg.model.path == "123"  # str fields take the text as written
@@ -95,8 +104,9 @@ def test_describe_lists_every_leaf_with_its_comment():
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "t1", *args], capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "t1", *args], capture_output=True, text=True, timeout=120
+    )
 
 
 def test_cli_exits_2_on_bad_key_and_type(tmp_path):

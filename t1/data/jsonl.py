@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-from t1.errors import DataError
+from t1.errors import ConfigError, DataError
 
 log = logging.getLogger("t1.data")
 
@@ -73,6 +73,8 @@ def read_records(
     good records (the rest of the file is not read).
     """
     p = Path(path)
+    if limit is not None and limit < 1:
+        raise ConfigError(f"{p}: the row limit must be >= 1 (or null for all), got {limit}")
     if not p.is_file():
         raise DataError(f"{p}: file not found")
     data = p.read_bytes()

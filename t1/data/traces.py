@@ -51,7 +51,9 @@ def parse_trace(row: dict, where: str, lineno: int = 0) -> Trace:
     answer = row.get("answer")
     if answer is not None:
         if isinstance(answer, bool) or not isinstance(answer, str | int | float):
-            raise DataError(f"{where}: 'answer' must be a string or number, got {type_name(answer)}")
+            raise DataError(
+                f"{where}: 'answer' must be a string or number, got {type_name(answer)}"
+            )
         answer = str(answer)
     extra = row.get("meta")
     if extra is not None and not isinstance(extra, dict):

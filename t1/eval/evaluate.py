@@ -47,8 +47,19 @@ def sampling_params(cfg: SamplingConfig, seed: int | None = None) -> SamplingPar
     )
 
 
+def format_prompts(tokenizer: Any, problems: Sequence[Any], data_cfg: DataConfig) -> list[str]:
+    """Each problem as the text the model continues (a chat list row keeps its messages)."""
+    from t1.models import build_prompt
+
+    return [
+        build_prompt(tokenizer, getattr(p, "prompt_input", p.prompt), data_cfg) for p in problems
+    ]
+
+
 def check_ks(n: int, ks: Sequence[int], key: str = "eval.ks") -> None:
     """pass@k and maj@k need 1 <= k <= n; say which key to change otherwise."""
+    if n < 1:
+        raise ConfigError(f"config key 'eval.n': samples per problem must be >= 1, got {n}")
     for k in ks:
         if k < 1 or k > n:
             raise ConfigError(f"config key '{key}': k={k} needs 1 <= k <= eval.n (n={n})")
@@ -194,10 +205,8 @@ def evaluate(
     progress: bool = True,
 ) -> dict[str, Any]:
     """Generate `n` samples per problem, grade them, summarise (see the module docstring)."""
-    from t1.models import build_prompt
-
     check_ks(n, ks)
-    prompts = [build_prompt(tokenizer, p.prompt, data_cfg) for p in problems]
+    prompts = format_prompts(tokenizer, problems, data_cfg)
     chunk = max(1, int(getattr(engine, "batch_size", 64)) // max(1, n))
     rows: list[dict[str, Any]] = []
     with Progress(len(problems), "eval", enabled=progress) as bar:

@@ -133,6 +133,8 @@ def _band(ax: Any, pts: Sequence[dict], label: str, color: str, style: str = "-"
 
 def plot_scaling(results: Sequence[dict[str, Any]], png: str | Path) -> Path:
     """Accuracy against budget per model (left) and sequential against parallel (right)."""
+    from matplotlib.ticker import NullLocator
+
     png = Path(png)
     has_par = any(res.get("parallel") for res in results)
     fig = _figure(11 if has_par else 6, 4.2)
@@ -154,8 +156,11 @@ def plot_scaling(results: Sequence[dict[str, Any]], png: str | Path) -> Path:
                     right, pts, f"{res['model']}: maj@{k} x b/{k}", color, styles[j % len(styles)]
                 )
         right.set_title("Sequential vs parallel at equal total tokens")
+    budgets = sorted({p["budget"] for res in results for p in res["sequential"]})
     for ax in axes:
         ax.set_xscale("log", base=2)
+        ax.set_xticks(budgets, [str(b) for b in budgets])
+        ax.xaxis.set_minor_locator(NullLocator())
         ax.set_xlabel("thinking budget b (total tokens per problem)")
         ax.set_ylim(-0.02, 1.02)
         ax.grid(alpha=0.3)

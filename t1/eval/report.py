@@ -30,6 +30,7 @@ import datetime as dt
 import fnmatch
 import html
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -116,9 +117,14 @@ def find_stages(run_dir: Path) -> list[Path]:
     return found
 
 
+def _natural(path: Path) -> list[Any]:
+    """Sort key that puts step-2 before step-10."""
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", path.name)]
+
+
 def _stage_name(run_dir: Path, stage: Path) -> str:
     rel = stage.relative_to(run_dir).as_posix()
-    return "(run)" if rel == "." else rel
+    return run_dir.resolve().name if rel == "." else rel
 
 
 def _slug(name: str) -> str:
@@ -322,7 +328,7 @@ def render(run_dir: Path) -> str:
     named = [(_stage_name(run_dir, s), s) for s in stages]
     evals, scales = [], []
     for name, s in named:
-        for path in sorted((s / "eval").glob("*.json")):
+        for path in sorted((s / "eval").glob("*.json"), key=_natural):
             obj = _read_json(path)
             if obj is None:
                 continue

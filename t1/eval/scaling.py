@@ -31,6 +31,7 @@ import torch
 
 from t1.config import DataConfig, ScaleStage
 from t1.errors import ConfigError
+from t1.eval.evaluate import format_prompts, sampling_params
 from t1.eval.metrics import accuracy_with_interval, maj_at_k
 from t1.rollout.base import Rollout, RolloutEngine, SamplingParams
 from t1.train.rundir import Progress, RunDir, seed_everything
@@ -64,22 +65,33 @@ def forced_input(rollout: Rollout, budget: int, suffix_ids: Sequence[int]) -> li
 
 
 class GreedyCompleter:
-    """Short greedy completions of many inputs: left-padded batches through `model.generate`
-    (KV cache on). Inputs are sorted by length so that a batch holds similar lengths."""
+    """Short greedy completions of many inputs: left-padded batches, one prefill, then one token
+    per step over the KV cache (`model.generate` costs ~1 s of set-up per call on CPU, more than
+    a 16-token answer). Inputs are sorted by length so that a batch holds similar lengths."""
 
     def __init__(self, model: Any, tokenizer: Any, batch_size: int = 32):
         self.model, self.tokenizer, self.batch_size = model, tokenizer, max(1, batch_size)
 
     def encode(self, text: str) -> list[int]:
+        """Ids of a piece of text inside a sequence (the suffix): no special tokens added."""
         return list(self.tokenizer.encode(text, add_special_tokens=False))
+
+    def encode_prompt(self, text: str) -> list[int]:
+        """Ids of a whole input, tokenised as the rollout engines tokenise prompts."""
+        from t1.rollout.hf import encode_prompts
+
+        return encode_prompts(self.tokenizer, [text])[0]
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return self.tokenizer.decode(list(ids), skip_special_tokens=True)
 
     @torch.no_grad()
     def complete(self, inputs: Sequence[Sequence[int]], max_new_tokens: int) -> list[list[int]]:
-        """The greedy continuation of each input, cut before the first EOS."""
-        tok = self.tokenizer
-        eos = tok.eos_token_id
-        pad = tok.pad_token_id if tok.pad_token_id is not None else eos
-        device = next(self.model.parameters()).device
+        """The greedy continuation of each input, cut before its first EOS."""
+        from t1.rollout.hf import eos_ids
+
+        eos = eos_ids(self.tokenizer, self.model)
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else eos[0]
         was_training = self.model.training
         self.model.eval()
         out: list[list[int]] = [[] for _ in inputs]
@@ -87,30 +99,59 @@ class GreedyCompleter:
         try:
             for s in range(0, len(order), self.batch_size):
                 idx = order[s : s + self.batch_size]
-                width = max(len(inputs[i]) for i in idx)
-                ids = torch.full((len(idx), width), pad, dtype=torch.long)
-                mask = torch.zeros((len(idx), width), dtype=torch.long)
-                for row, i in enumerate(idx):
-                    seq = torch.tensor(list(inputs[i]), dtype=torch.long)
-                    ids[row, width - len(seq) :] = seq  # left padding
-                    mask[row, width - len(seq) :] = 1
-                gen = self.model.generate(
-                    input_ids=ids.to(device),
-                    attention_mask=mask.to(device),
-                    max_new_tokens=max_new_tokens,
-                    do_sample=False,
-                    pad_token_id=pad,
-                    eos_token_id=eos,
-                )
-                for row, i in enumerate(idx):
-                    new = gen[row, width:].tolist()
-                    out[i] = new[: new.index(eos)] if eos in new else new
+                batch = self._batch([inputs[i] for i in idx], max_new_tokens, pad, eos)
+                for i, ids in zip(idx, batch):
+                    cut = [j for j, t in enumerate(ids) if t in eos]
+                    out[i] = ids[: cut[0]] if cut else ids
         finally:
             self.model.train(was_training)
         return out
 
-    def decode(self, ids: Sequence[int]) -> str:
-        return self.tokenizer.decode(list(ids), skip_special_tokens=True)
+    def _batch(
+        self, seqs: list[Sequence[int]], steps: int, pad: int, eos: list[int]
+    ) -> list[list[int]]:
+        """Greedy decode of one left-padded batch (positions count real tokens only); stops
+        early once every row has produced an EOS."""
+        device = next(self.model.parameters()).device
+        width = max(len(q) for q in seqs)
+        ids = torch.full((len(seqs), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(seqs), width), dtype=torch.long)
+        for row, q in enumerate(seqs):
+            ids[row, width - len(q) :] = torch.tensor(list(q), dtype=torch.long)
+            mask[row, width - len(q) :] = 1
+        ids, mask = ids.to(device), mask.to(device)
+        pos = (mask.cumsum(-1) - 1).clamp(min=0)  # (B, W)
+        extra = {"logits_to_keep": 1} if _keeps_logits(self.model) else {}
+        out = self.model(
+            input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, **extra
+        )
+        nxt_pos = mask.sum(-1)  # (B,)
+        eos_t = torch.tensor(eos, device=device)
+        done = torch.zeros(len(seqs), dtype=torch.bool, device=device)
+        tokens = []
+        for step in range(steps):
+            tok = out.logits[:, -1].argmax(-1)  # (B,)
+            tokens.append(tok)
+            done |= torch.isin(tok, eos_t)
+            if step == steps - 1 or bool(done.all()):
+                break
+            mask = torch.cat([mask, mask.new_ones((len(seqs), 1))], dim=-1)
+            out = self.model(
+                input_ids=tok[:, None],
+                attention_mask=mask,
+                position_ids=nxt_pos[:, None],
+                past_key_values=out.past_key_values,
+                use_cache=True,
+            )
+            nxt_pos = nxt_pos + 1
+        return torch.stack(tokens, dim=1).tolist()
+
+
+def _keeps_logits(model: Any) -> bool:
+    """Whether the forward takes `logits_to_keep` (spares a (B, W, V) logits tensor)."""
+    import inspect
+
+    return "logits_to_keep" in inspect.signature(model.forward).parameters
 
 
 def grade_budgets(
@@ -120,41 +161,46 @@ def grade_budgets(
     completer: Any,
     suffix: str,
     answer_tokens: int,
-    verifier: Callable[[str, str], Any],
+    verifier: Callable[[str, str], Any] | Sequence[Callable[[str, str], Any]],
     policy_tokenizer: Any | None = None,
     completer_prompts: Sequence[str] | None = None,
 ) -> list[dict[int, Grade]]:
     """grades[r][b] = (answer, correct) of rollout r at budget b (see the module docstring).
 
-    `references[p]` is prompt p's reference. The completer continues token ids: with the policy
+    `references[p]` is prompt p's reference; `verifier` grades every prompt, or is a list with
+    prompt p's verifier at p (files that mix tasks). The completer continues token ids: with the policy
     as completer the ids are the policy's own; with a summariser (`completer_prompts` given:
     prompt p formatted for the summariser) the kept text is decoded by `policy_tokenizer` and
     re-encoded by the summariser.
     """
+
+    def grade(text: str, p: int) -> Grade:
+        check = verifier[p] if isinstance(verifier, Sequence) else verifier
+        res = check(text, references[p])
+        return res.answer, bool(res.correct)
+
     suffix_ids = completer.encode(suffix)
     grades: list[dict[int, Grade]] = [{} for _ in rollouts]
     jobs: list[tuple[int, int]] = []
     inputs: list[list[int]] = []
     own: dict[int, Grade] = {}
     for r, ro in enumerate(rollouts):
-        ref = references[ro.prompt_index]
         for b in budgets:
             if finished_within(ro, b):
                 if r not in own:
-                    res = verifier(ro.text, ref)
-                    own[r] = (res.answer, bool(res.correct))
+                    own[r] = grade(ro.text, ro.prompt_index)
                 grades[r][b] = own[r]
                 continue
             if completer_prompts is None:
                 inputs.append(forced_input(ro, b, suffix_ids))
             else:
                 kept = policy_tokenizer.decode(ro.response_ids[:b], skip_special_tokens=True)
-                inputs.append(completer.encode(completer_prompts[ro.prompt_index] + kept + suffix))
+                text = completer_prompts[ro.prompt_index] + kept + suffix
+                inputs.append(completer.encode_prompt(text))
             jobs.append((r, b))
     completions = completer.complete(inputs, answer_tokens) if inputs else []
     for (r, b), ids in zip(jobs, completions, strict=True):
-        res = verifier(suffix + completer.decode(ids), references[rollouts[r].prompt_index])
-        grades[r][b] = (res.answer, bool(res.correct))
+        grades[r][b] = grade(suffix + completer.decode(ids), rollouts[r].prompt_index)
     return grades
 
 
@@ -232,17 +278,19 @@ def scaling_curve(
     """Accuracy against the thinking budget of one policy on in-memory problems (for the demo
     and `t1 scale`). `completer` writes the forced answers: `GreedyCompleter(policy, tokenizer)`
     or one around a summariser, with `completer_prompts` the problems formatted for it."""
-    from t1.models import build_prompt
-    from t1.rewards import get_verifier
-
     if not budgets or min(budgets) < 1:
         raise ConfigError("config key 'scale.budgets': give one or more budgets >= 1")
     suffix = default_suffix(task) if suffix is None else suffix
-    prompts = [build_prompt(tokenizer, p.prompt, data_cfg) for p in problems]
+    prompts = format_prompts(tokenizer, problems, data_cfg)
     long = dataclasses.replace(sampling, max_new_tokens=max(budgets))
-    with Progress(2, f"scale {label}", enabled=progress) as bar:
-        rollouts = engine.generate(prompts, n, long)
-        bar.update(1)
+    chunk = max(1, int(getattr(engine, "batch_size", 64)) // max(1, n))
+    rollouts: list[Rollout] = []
+    # progress: one unit per problem generated, one for all the forced answers
+    with Progress(len(problems) + 1, f"scale {label}", enabled=progress) as bar:
+        for start in range(0, len(prompts), chunk):
+            part = engine.generate(prompts[start : start + chunk], n, long)
+            rollouts += [dataclasses.replace(r, prompt_index=r.prompt_index + start) for r in part]
+            bar.update(len(prompts[start : start + chunk]))
         grades = grade_budgets(
             rollouts,
             [str(p.answer) for p in problems],
@@ -250,7 +298,7 @@ def scaling_curve(
             completer,
             suffix,
             answer_tokens,
-            get_verifier(task),
+            _verifiers(problems, task),
             policy_tokenizer=tokenizer,
             completer_prompts=completer_prompts,
         )
@@ -267,12 +315,32 @@ def scaling_curve(
     }
 
 
-def _label(path: str, taken: set[str]) -> str:
-    """A short legend name: the folder or file name, with its parent when names collide."""
+def _verifiers(problems: Sequence[Any], task: str) -> list[Any]:
+    """Each problem's verifier: its own task where the file names one, else `task`."""
+    from t1.rewards import get_verifier
+
+    made: dict[str, Any] = {}
+    out = []
+    for p in problems:
+        name = getattr(p, "task", None) or task
+        if name not in made:
+            made[name] = get_verifier(name)
+        out.append(made[name])
+    return out
+
+
+def model_label(path: str, taken: set[str]) -> str:
+    """A short legend name: the folder or file name; a checkpoint (runs/x/rl/checkpoints/step-9)
+    or final/ folder is named with its run ("rl/step-9"); a repeated name gets its parent."""
     p = Path(path)
     label = p.name or path
-    if label in taken or label.startswith("step-") or label == "final":
+    if label.startswith("step-") or label == "final":
+        run = p.parent.parent if p.parent.name == "checkpoints" else p.parent
+        label = f"{run.name}/{p.name}"
+    elif label in taken:
         label = f"{p.parent.name}/{p.name}"
+    while label in taken:
+        label += "'"
     taken.add(label)
     return label
 
@@ -281,7 +349,7 @@ def run_scale(cfg: ScaleStage) -> int:
     """`t1 scale`: scaling curves of cfg.models (or cfg.model) on data.eval, one figure."""
     from t1.data import load_problems
     from t1.eval.plots import plot_scaling
-    from t1.models import build_prompt, load_model
+    from t1.models import load_model
     from t1.rollout import make_engine
 
     sc = cfg.scale
@@ -303,7 +371,7 @@ def run_scale(cfg: ScaleStage) -> int:
         model, tok = load_model(dataclasses.replace(cfg.model, path=path))
         sum_model, sum_tok = summariser or (model, tok)
         completer = GreedyCompleter(sum_model, sum_tok, sc.answer_batch_size)
-        prompts = [build_prompt(sum_tok, p.prompt, cfg.data) for p in problems]
+        prompts = format_prompts(sum_tok, problems, cfg.data)
         results.append(
             scaling_curve(
                 make_engine(cfg.rollout, model, tok),
@@ -321,7 +389,7 @@ def run_scale(cfg: ScaleStage) -> int:
                 completer_prompts=prompts if summariser else None,
                 bootstrap=sc.bootstrap,
                 seed=cfg.seed,
-                label=_label(path, taken),
+                label=model_label(path, taken),
                 progress=sc.progress,
             )
         )
@@ -336,8 +404,6 @@ def run_scale(cfg: ScaleStage) -> int:
 
 
 def _sampling(cfg: ScaleStage) -> SamplingParams:
-    from t1.eval.evaluate import sampling_params
-
     return sampling_params(cfg.sampling, seed=cfg.seed)
 
 

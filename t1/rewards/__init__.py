@@ -1,6 +1,6 @@
 """The oracle: answer extraction, verifiers, penalties and the composite reward.
 
-    from t1.rewards import extract_answer, math_equal, get_verifier, score_batch
+from t1.rewards import extract_answer, math_equal, get_verifier, score_batch
 """
 
 from t1.rewards.base import RewardResult, Verifier

@@ -80,7 +80,7 @@ def evaluate(
     value = parser.expr()
     if parser.pos != len(tokens):
         raise ArithError(f"unexpected {tokens[parser.pos]!r}")
-    return ArithResult(value=value, numbers=tuple(parser.numbers))
+    return ArithResult(value=Fraction(value), numbers=tuple(Fraction(n) for n in parser.numbers))
 
 
 def try_evaluate(text: str, **bounds: int) -> ArithResult | None:
@@ -120,7 +120,7 @@ def _checked(value: Fraction) -> Fraction:
 def _div(a: Fraction, b: Fraction) -> Fraction:
     if b == 0:
         raise ArithError("division by zero")
-    return a / b
+    return Fraction(a) / b  # values stay plain ints until a division needs a fraction
 
 
 _BINARY: dict[str, Callable[[Fraction, Fraction], Fraction]] = {
@@ -189,7 +189,7 @@ class _Parser:
             self.depth -= 1
             return value
         if token[0].isdigit() or token[0] == ".":
-            value = Fraction(token)
+            value = int(token) if token.isdigit() else Fraction(token)
             self.numbers.append(value)
             return value
         raise ArithError(f"unexpected {token!r}")

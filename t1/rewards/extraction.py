@@ -25,10 +25,8 @@ MAX_ANSWER_CHARS = 1000
 _BOXED_RE = re.compile(r"\\(?:boxed|fbox)(?![a-zA-Z])")
 _TAG_RE = re.compile(r"<answer>(.*?)</answer>", re.DOTALL | re.IGNORECASE)
 _HASH_RE = re.compile(r"####[ \t]*([^\n]*)")
-_PHRASE_RE = re.compile(
-    r"(?:final\s+answer|answer)\s*(?:is\s*)?[:：]\s*|(?:final\s+)?answer\s+is\s+(?:[:：]\s*)?",
-    re.IGNORECASE,
-)
+# matched where "answer" occurs: "Answer: X", "answer is: X", "the (final) answer is X"
+_PHRASE_RE = re.compile(r"answer\s*(?:is\s*)?[:：]\s*|answer\s+is\s+(?:[:：]\s*)?", re.I)
 _NUMBER_RE = re.compile(r"-?\d+(?:,\d{3})*(?:\.\d+)?|-?\.\d+")
 _WRAPPERS = (("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]"))
 
@@ -146,9 +144,12 @@ def _last_hash(text: str) -> str | None:
 
 def _last_phrase(text: str) -> str | None:
     """What follows the last answer anchor, up to the end of its sentence or line."""
+    lower = text.lower()
+    pos = lower.rfind("answer")
     anchor = None
-    for anchor in _PHRASE_RE.finditer(text):  # noqa: B007 - only the last match matters
-        pass
+    while pos >= 0 and anchor is None:
+        anchor = _PHRASE_RE.match(text, pos)
+        pos = lower.rfind("answer", 0, pos)
     if anchor is None:
         return None
     rest = text[anchor.end() : anchor.end() + MAX_ANSWER_CHARS]
@@ -181,7 +182,7 @@ def _clean(answer: str) -> str:
                 if left == "$" and "$" in inner:
                     continue  # "$x$ and $y$": two formulas, not one wrapped formula
                 s, changed = inner.strip(), True
-        stripped = s.rstrip(".,;:!").rstrip()
+        stripped = s.rstrip(".,;:").rstrip()
         if stripped != s and not stripped.endswith("\\"):
             s, changed = stripped, True
     return s

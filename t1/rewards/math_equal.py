@@ -17,32 +17,23 @@ without the cost of a restart. A timeout counts as "not equal".
 from __future__ import annotations
 
 import atexit
-import contextlib
 import logging
-import multiprocessing as mp
 import os
-import signal
 import threading
-from collections.abc import Iterator
 from typing import Literal
 
 from t1.rewards.fast_equal import fast_equal
+from t1.rewards.workers import SoftTimeout, WorkerProcess, soft_limit
 
 DEFAULT_TIMEOUT_S = 2.0
 # answers longer than this are not compared (no real answer is; hostile ones would be slow)
 MAX_ANSWER_CHARS = 2000
 # share of the budget the worker's own soft limit uses; the parent kills at the full budget
 SOFT_SHARE = 0.8
-# seconds a fresh worker may take to import sympy and Math-Verify (not charged to any call)
-STARTUP_TIMEOUT_S = 120.0
 
 How = Literal["fast", "verify", "timeout", "error"]
 
 _inline = False
-
-
-class _SoftTimeout(Exception):
-    pass
 
 
 def math_equal(pred: str, ref: str, timeout_s: float | None = DEFAULT_TIMEOUT_S) -> bool:
@@ -80,6 +71,13 @@ def math_verdict(
     return _isolated().call(pred, ref, timeout_s)
 
 
+def warm_up() -> None:
+    """Start the Math-Verify worker now (about a second of imports) rather than on first use."""
+    if not _inline:
+        with _isolated().lock:
+            _isolated()._worker()
+
+
 def set_inline(inline: bool) -> None:
     """Run Math-Verify in this process under a soft limit (for worker processes on their main
     thread, whose parent enforces the hard limit by killing them)."""
@@ -105,36 +103,12 @@ def verify_inline(pred: str, ref: str, soft_limit_s: float | None) -> tuple[bool
     """Math-Verify in this process; a soft limit applies only on the main thread."""
     _quiet_math_verify()
     try:
-        with _soft_limit(soft_limit_s):
+        with soft_limit(soft_limit_s):
             return mv_equal(pred, ref), "verify"
-    except _SoftTimeout:
+    except SoftTimeout:
         return False, "timeout"
     except Exception:  # noqa: BLE001 - sympy raises anything; a verdict must not
         return False, "error"
-
-
-@contextlib.contextmanager
-def _soft_limit(seconds: float | None) -> Iterator[None]:
-    """Raise `_SoftTimeout` in this thread after `seconds` (main thread only; else no limit)."""
-    usable = (
-        seconds is not None
-        and threading.current_thread() is threading.main_thread()
-        and signal.getitimer(signal.ITIMER_REAL)[0] == 0.0
-    )
-    if not usable:
-        yield
-        return
-
-    def _raise(signum: int, frame: object) -> None:
-        raise _SoftTimeout
-
-    previous = signal.signal(signal.SIGALRM, _raise)
-    signal.setitimer(signal.ITIMER_REAL, max(seconds or 0.0, 1e-3))
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0.0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 def _quiet_math_verify() -> None:
@@ -143,67 +117,49 @@ def _quiet_math_verify() -> None:
 
 
 class _IsolatedVerifier:
-    """One persistent worker process running Math-Verify; killed and replaced on overrun."""
+    """A persistent Math-Verify worker, killed on overrun, plus a warm spare to replace it, so
+    the call after a timeout doesn't wait for sympy to import."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.owner = os.getpid()
-        self.proc: mp.process.BaseProcess | None = None
-        self.conn = None
-        self.ready = False
+        self.worker: WorkerProcess | None = None
+        self.spare: WorkerProcess | None = None
 
     def call(self, pred: str, ref: str, timeout_s: float) -> tuple[bool, How]:
         with self.lock:
             try:
-                self._ensure_started()
-                self.conn.send((pred, ref, timeout_s * SOFT_SHARE))
-                if not self.conn.poll(timeout_s):
-                    self.kill()
+                worker = self._worker()
+                done, reply = worker.request(
+                    "verify", (pred, ref, timeout_s * SOFT_SHARE), timeout_s
+                )
+                if not done:
+                    self.worker = None  # killed by `request`; the spare takes over
                     return False, "timeout"
-                equal, how = self.conn.recv()
-                return equal, how
-            except BaseException as exc:  # a dead worker or an interrupt mid-call: start afresh
+                return bool(reply[0]), reply[1]
+            except Exception:  # a dead worker: start afresh next call
                 self.kill()
-                if isinstance(exc, (KeyboardInterrupt, SystemExit)) or not isinstance(
-                    exc, Exception
-                ):
-                    raise
                 return False, "error"
+            except BaseException:  # an interrupt mid-call leaves the pipe out of step
+                self.kill()
+                raise
 
-    def _ensure_started(self) -> None:
-        if self.proc is None or not self.proc.is_alive():
-            ctx = mp.get_context("spawn")
-            parent, child = ctx.Pipe()
-            self.proc = ctx.Process(target=_worker_main, args=(child,), daemon=True)
-            self.proc.start()
-            child.close()
-            self.conn, self.ready = parent, False
-        if not self.ready:
-            if not self.conn.poll(STARTUP_TIMEOUT_S) or self.conn.recv() != "ready":
-                raise RuntimeError("Math-Verify worker failed to start")
-            self.ready = True
+    def _worker(self) -> WorkerProcess:
+        if self.worker is None or not self.worker.alive:
+            if self.worker is not None:
+                self.worker.kill()
+            spare = self.spare if self.spare is not None and self.spare.alive else None
+            self.worker, self.spare = spare or WorkerProcess(), None
+        if self.spare is None:
+            self.spare = WorkerProcess()  # imports in the background
+        self.worker.wait_ready()
+        return self.worker
 
     def kill(self) -> None:
-        if self.proc is not None and self.proc.is_alive():
-            self.proc.kill()
-            self.proc.join(timeout=5)
-        if self.conn is not None:
-            self.conn.close()
-        self.proc, self.conn, self.ready = None, None, False
-
-
-def _worker_main(conn) -> None:  # noqa: ANN001 - a multiprocessing Connection
-    """Serve (pred, ref, soft_limit) requests until the pipe closes."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C belongs to the parent
-    import math_verify  # noqa: F401 - pay the sympy import before saying ready
-
-    conn.send("ready")
-    while True:
-        try:
-            pred, ref, soft = conn.recv()
-        except (EOFError, OSError):
-            return
-        conn.send(verify_inline(pred, ref, soft))
+        for worker in (self.worker, self.spare):
+            if worker is not None:
+                worker.kill()
+        self.worker = self.spare = None
 
 
 _ISOLATED: _IsolatedVerifier | None = None

@@ -5,7 +5,8 @@ et al., extended): spaces, `\\left`/`\\right`, `\\!`, `\\dfrac`->`\\frac`, `\\fr
 `^\\circ`, `\\%`, trailing units in `\\text{}`, thousands separators, `x = ` prefixes, trailing `.`.
 
 `parse_number` reads the plain numeric forms exactly, as a `Fraction`: `-3`, `0.5`, `.5`, `1/2`,
-`\\frac{1}{2}`, `-\\frac{3}{4}`, `1{,}000`, `2.5\\times10^{3}`, `1e-3`. Anything else is None:
+`\\frac{1}{2}`, `-\\frac{3}{4}`, `1{,}000`, `2.5\\times10^{3}` (not `1e3`:
+in LaTeX that is 1·e·3, as Math-Verify reads it). Anything else is None:
 numbers are read by regexes with bounded digit counts, never by `eval` or `sympify`.
 """
 
@@ -18,17 +19,8 @@ from fractions import Fraction
 MAX_DIGITS = 40
 MAX_EXPONENT = 60
 
-_DROP = (
-    "\\!",
-    "\\,",
-    "\\;",
-    "\\:",
-    "\\quad",
-    "\\qquad",
-    "\\displaystyle",
-    "\\limits",
-    "$",
-)
+# spacing commands, `\\$` and `$`; `(?<!\\)`: the `\\` of a matrix row break is not a command
+_DROP_RE = re.compile(r"(?<!\\)\\(?:[!,;: $]|qquad|quad|displaystyle|limits)|\$")
 _RENAME = (
     ("\\dfrac", "\\frac"),
     ("\\tfrac", "\\frac"),
@@ -42,18 +34,21 @@ _RENAME = (
 _LEFT_RIGHT_RE = re.compile(r"\\(?:left|right|bigl|bigr|Bigl|Bigr|big|Big)(?![a-zA-Z])")
 _DEGREE_RE = re.compile(r"\^\s*\{?\s*\\circ\s*\}?|°|\\circ(?![a-zA-Z])|\\degree")
 _PERCENT_RE = re.compile(r"\\?%")
-_TEXT_WRAP_RE = re.compile(r"\\(?:text|textbf|textit|mbox|mathrm|mathbf|operatorname)\s*\{([^{}]*)\}")
-_UNIT_TAIL_RE = re.compile(r"^(.*?\d)\s*\\(?:text|mbox|mathrm)\s*\{\s*[a-zA-Z][a-zA-Z .^0-9]*\}$")
+_TEXT_WRAP_RE = re.compile(
+    r"\\(?:text|textbf|textit|mbox|mathrm|mathbf|operatorname)\s*\{([^{}]*)\}"
+)
+_UNIT_TAIL_RE = re.compile(
+    r"^(.*?\d)\s*\\(?:text|mbox|mathrm)\s*\{\s*[a-zA-Z][a-zA-Z .^0-9]*\}(?:\^\{?\d\}?)?$"
+)
 _FRAC_SHORT_RE = re.compile(r"\\frac\s*(\d|\{[^{}]*\})\s*(\d|\{[^{}]*\})")
 _SQRT_SHORT_RE = re.compile(r"\\sqrt\s*(\d+)")
+_COMMAND_SPACE_RE = re.compile(r"(\\[a-zA-Z]+)\s+(?=[a-zA-Z])")
 _ASSIGN_RE = re.compile(r"^[a-zA-Z](?:_\{?\w+\}?)?\s*=\s*(?=[^=])")
 _THOUSANDS_RE = re.compile(r"^[-+]?\d{1,3}(?:(?:,|\{,\}|\\,)\d{3})+(?:\.\d+)?$")
 _INT_RE = re.compile(r"^[-+]?(?:\d+(?:\.\d*)?|\.\d+)$")
 _SLASH_RE = re.compile(r"^([-+]?\d+)/([-+]?\d+)$")
 _FRAC_RE = re.compile(r"^([-+]?)\\frac\{([-+]?\d+)\}\{([-+]?\d+)\}$")
-_SCI_RE = re.compile(
-    r"^([-+]?(?:\d+(?:\.\d*)?|\.\d+))(?:[eE]([-+]?\d+)|(?:\\times|\\cdot|\*|x)10\^\{?([-+]?\d+)\}?)$"
-)
+_SCI_RE = re.compile(r"^([-+]?(?:\d+(?:\.\d*)?|\.\d+))(?:\\times|\\cdot|\*)10\^\{?([-+]?\d+)\}?$")
 
 
 def normalize_answer(answer: str) -> str:
@@ -65,8 +60,7 @@ def normalize_answer(answer: str) -> str:
     '1000'
     """
     s = answer.strip()
-    for old in _DROP:
-        s = s.replace(old, "")
+    s = _DROP_RE.sub("", s)
     for old, new in _RENAME:
         s = s.replace(old, new)
     s = _LEFT_RIGHT_RE.sub("", s)
@@ -77,11 +71,13 @@ def normalize_answer(answer: str) -> str:
         s = unit.group(1)
     s = _TEXT_WRAP_RE.sub(lambda m: m.group(1), s)
     s = _ASSIGN_RE.sub("", s.strip())
-    s = s.replace("\\ ", "").replace("~", "")
-    s = "".join(s.split())
+    s = s.replace("~", "")
+    thousands = _THOUSANDS_RE.match(s)  # before spaces go: "10, 080" is a list, not 10080
+    s = _COMMAND_SPACE_RE.sub("\\1\0", s)  # "\\pi r" must not become "\\pir"
+    s = "".join(s.split()).replace("\0", " ")
     s = _FRAC_SHORT_RE.sub(lambda m: f"\\frac{_braced(m.group(1))}{_braced(m.group(2))}", s)
     s = _SQRT_SHORT_RE.sub(lambda m: f"\\sqrt{{{m.group(1)}}}", s)
-    if _THOUSANDS_RE.match(s):
+    if thousands:
         s = s.replace("{,}", "").replace("\\,", "").replace(",", "")
     s = s.rstrip(".")
     if s.startswith("."):
@@ -111,7 +107,7 @@ def parse_number(answer: str) -> Fraction | None:
         return None if value is None else (-value if m.group(1) == "-" else value)
     m = _SCI_RE.match(s)
     if m:
-        exponent = int(m.group(2) or m.group(3))
+        exponent = int(m.group(2))
         if abs(exponent) > MAX_EXPONENT:
             return None
         return Fraction(m.group(1)) * Fraction(10) ** exponent

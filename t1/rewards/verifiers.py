@@ -19,11 +19,12 @@ A verifier returns score 1.0 / 0.0 with `correct`, and `answer=None` when it fou
 from __future__ import annotations
 
 import difflib
+import functools
 import importlib
 import json
 import re
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from fractions import Fraction
 from typing import Any
 
@@ -57,7 +58,9 @@ class MathVerifier:
         if answer is None:
             return _verdict(False, None)
         equal, how = math_verdict(answer, reference_answer(reference), timeout_s=self.timeout_s)
-        return _verdict(equal, answer, timeout=float(how == "timeout"), slow_path=float(how != "fast"))
+        return _verdict(
+            equal, answer, timeout=float(how == "timeout"), slow_path=float(how != "fast")
+        )
 
 
 class GSM8KVerifier:
@@ -115,7 +118,8 @@ class LinearVerifier:
         return _verdict(pred is not None and ref is not None and pred == ref, answer)
 
 
-def parse_countdown_reference(reference: str) -> tuple[Fraction, list[Fraction], bool]:
+@functools.lru_cache(maxsize=4096)
+def parse_countdown_reference(reference: str) -> tuple[Fraction, tuple[Fraction, ...], bool]:
     """(target, numbers, use_all) from the JSON reference.
 
     A malformed reference is the dataset's fault, not the model's: it raises `DataError` (and
@@ -123,7 +127,7 @@ def parse_countdown_reference(reference: str) -> tuple[Fraction, list[Fraction],
     """
     try:
         data = json.loads(reference) if isinstance(reference, str) else reference
-        numbers = [Fraction(str(n)) for n in data["numbers"]]
+        numbers = tuple(Fraction(str(n)) for n in data["numbers"])
         return Fraction(str(data["target"])), numbers, bool(data.get("use_all", True))
     except (ValueError, TypeError, KeyError, ZeroDivisionError) as exc:
         raise DataError(
@@ -132,7 +136,7 @@ def parse_countdown_reference(reference: str) -> tuple[Fraction, list[Fraction],
 
 
 def countdown_correct(
-    answer: str, target: Fraction, numbers: list[Fraction], use_all: bool = True
+    answer: str, target: Fraction, numbers: Sequence[Fraction], use_all: bool = True
 ) -> bool:
     """True when some `=`-separated side of `answer` uses the numbers legally and equals target.
 

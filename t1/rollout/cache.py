@@ -19,7 +19,8 @@ from transformers.cache_utils import DynamicLayer
 class GrowingLayer(DynamicLayer):
     """`DynamicLayer` over a preallocated buffer with spare capacity."""
 
-    min_capacity = 64
+    # the first allocation holds this many positions (the prompt plus max_new_tokens)
+    capacity = 64
     _kbuf: torch.Tensor | None = None
     _vbuf: torch.Tensor | None = None
     _len = 0
@@ -31,7 +32,7 @@ class GrowingLayer(DynamicLayer):
 
     def _grow(self, key_states: torch.Tensor, value_states: torch.Tensor, need: int) -> None:
         capacity = max(need, 2 * (self._kbuf.shape[-2] if self._kbuf is not None else 0))
-        capacity = max(capacity, self.min_capacity)
+        capacity = max(capacity, self.capacity)
         kshape = (*key_states.shape[:-2], capacity, key_states.shape[-1])
         vshape = (*value_states.shape[:-2], capacity, value_states.shape[-1])
         kbuf = key_states.new_empty(kshape)
@@ -71,9 +72,21 @@ class GrowingLayer(DynamicLayer):
         self._len = 0
 
 
-def make_cache(model: Any, growing: bool = True) -> DynamicCache:
-    """A `DynamicCache` for `model` whose plain full-attention layers grow in place."""
+def growing_layer(capacity: int) -> GrowingLayer:
+    layer = GrowingLayer()
+    layer.capacity = capacity
+    return layer
+
+
+def make_cache(model: Any, capacity: int = 64, growing: bool = True) -> DynamicCache:
+    """A `DynamicCache` for `model` whose plain full-attention layers grow in place.
+
+    `capacity` (prompt + new tokens) sizes the first allocation, so a generation that stays
+    within it never reallocates.
+    """
     cache = DynamicCache(config=model.config)
     if growing:
-        cache.layers = [GrowingLayer() if type(x) is DynamicLayer else x for x in cache.layers]
+        cache.layers = [
+            growing_layer(capacity) if type(x) is DynamicLayer else x for x in cache.layers
+        ]
     return cache

@@ -58,7 +58,8 @@ def tempered_logprobs(
     if not with_entropy:
         return logp, None
     probs = torch.softmax(z, dim=-1)  # (b, R, V)
-    entropy = lse - (probs * z).sum(-1)
+    # tokens with logit -inf have p = 0 and add nothing (0 * -inf would be NaN)
+    entropy = lse - (probs * z.nan_to_num(neginf=0.0)).sum(-1)
     return logp, entropy
 
 

@@ -64,6 +64,9 @@ def save_checkpoint(
     keep_last: int = 0,
 ) -> Path:
     """Write `step-N` atomically; returns its path. `state` is anything torch.save can hold."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # one bar per shard is noise in a training log
     root = Path(ckpt_root)
     root.mkdir(parents=True, exist_ok=True)
     for stale in root.glob(".step-*.tmp"):

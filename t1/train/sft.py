@@ -1,167 +1,57 @@
 """`t1 sft`: supervised fine-tuning on trial-and-error traces (DESIGN.md, recipe step 2).
 
-Loss of one optimiser step over its sequences `x` (prompt tokens, then the response, then the
-chat template's end-of-turn), with `m_t = 1` on response tokens only:
+Loss on response tokens only, normalised per token over the whole optimiser step, sequences
+packed into rows (t1.train.packing states the equation and the packing contract), AdamW with
+warm-up and cosine decay (t1.train.schedule), gradient accumulation and clipping, held-out loss.
 
-    L = (1 / N) * sum_seq sum_{t >= 1} m_t * -log p(x_t | x_<t),      N = sum_seq sum_t m_t
-
-`N` counts the response tokens of the whole step (every micro-batch), so the loss and its
-gradient are the same however the step's sequences are split into micro-batches or packed
-into rows. Packing puts several sequences in one row with `position_ids` restarting at 0 at
-each sequence; transformers >= 5 turns such position ids (with no 2-D attention mask and
-`use_cache=False`) into a block-diagonal causal mask for the eager and sdpa attention, so no
-token attends across sequences (measured: logits equal to the unpacked ones within 2e-7 on
-CPU). Padding is a segment of its own and carries no loss. With `use_cache` left on, the
-mask falls back to plain causal and sequences would leak into each other.
-
-The run is resumable exactly: the data order is a function of (seed, epoch), and checkpoints
-hold the weights, optimiser, scheduler, RNG states and the step, so a run killed at any moment
-and resumed ends with the same parameters and metrics rows as one never stopped (bitwise on CPU
-with the same thread count).
+The run is resumable exactly: the data order is a pure function of (seed, epoch) and of the
+step, and checkpoints hold the weights, optimiser, scheduler, RNG states and the step, so a run
+killed at any moment and resumed ends with the same parameters and metrics rows (timing keys
+excepted) as one never stopped: bitwise on CPU with the same thread count. A step whose loss or
+gradient is NaN/inf changes no weight; it is counted (`bad_steps`) and warned about, and
+checkpoints are not written while such steps run in a row, so the newest one is always good.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import math
 import os
 import shutil
 import sys
 import time
 import warnings
-from array import array
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from t1.errors import ConfigError, DataError, T1Error
-from t1.train.checkpoint import latest_checkpoint, load_state, rng_state, save_checkpoint
-from t1.train.checkpoint import set_rng_state
+from t1.train import checkpoint as ck
+from t1.train.packing import (
+    Batch,
+    Example,
+    collate,
+    encode_example,
+    eval_loss,
+    fingerprint,
+    loss_tokens,
+    response_suffix,
+    split_micro,
+    train_step,
+)
 from t1.train.rundir import MetricLogger, Progress, RunDir, seed_everything
 from t1.train.schedule import make_optimizer, make_scheduler
 from t1.train.signals import StopRequest, resume_command
 
-IGNORE = -100
 TIMING_KEYS = ("tokens_per_s", "step_s")
 
 
-@dataclass
-class Example:
-    """One tokenised trace: prompt then response; the first `n_prompt` tokens carry no loss."""
-
-    ids: list[int]
-    n_prompt: int
-
-
-@dataclass
-class Batch:
-    """Rows of one forward pass; `labels[r, t]` is the target of position t (IGNORE: none)."""
-
-    input_ids: torch.Tensor  # (R, T)
-    position_ids: torch.Tensor  # (R, T)
-    labels: torch.Tensor  # (R, T)
-    n_tokens: int  # real (non-padding) tokens
-
-
 # ----------------------------------------------------------------------------------------------
-# Pure pieces: encoding, packing, batching, loss, data order, schedule length
+# Data order and run length: pure functions of the config and the step
 # ----------------------------------------------------------------------------------------------
-
-
-def response_suffix(tokenizer: Any, chat: bool) -> str:
-    """What ends an assistant turn: the chat template's text after the content, up to EOS."""
-    eos = tokenizer.eos_token or ""
-    if not chat:
-        return eos
-    marker = "\u2063T1\u2063"
-    msgs = [{"role": "user", "content": "q"}, {"role": "assistant", "content": marker}]
-    text = tokenizer.apply_chat_template(msgs, tokenize=False)
-    tail = text.split(marker, 1)[1] if marker in text else eos
-    return tail[: tail.index(eos) + len(eos)] if eos and eos in tail else tail
-
-
-def encode_example(tokenizer: Any, prompt: str, response: str) -> Example:
-    """Prompt and response tokenised apart, as at inference (generation starts after the prompt)."""
-    p = tokenizer(prompt, add_special_tokens=False)["input_ids"]
-    r = tokenizer(response, add_special_tokens=False)["input_ids"]
-    return Example(ids=list(p) + list(r), n_prompt=len(p))
-
-
-def pack_rows(lengths: list[int], capacity: int) -> list[list[int]]:
-    """First-fit decreasing: indices of sequences grouped into rows of at most `capacity` tokens."""
-    rows: list[list[int]] = []
-    free: list[int] = []
-    for i in sorted(range(len(lengths)), key=lambda i: -lengths[i]):
-        for r, space in enumerate(free):
-            if lengths[i] <= space:
-                rows[r].append(i)
-                free[r] -= lengths[i]
-                break
-        else:
-            rows.append([i])
-            free.append(capacity - lengths[i])
-    return rows
-
-
-def make_batch(examples: list[Example], rows: list[list[int]], pad_id: int) -> Batch:
-    """Rows of concatenated sequences; positions restart per sequence, padding is its own segment."""
-    width = max(sum(len(examples[i].ids) for i in row) for row in rows)
-    ids, pos, labels = [], [], []
-    for row in rows:
-        r_ids: list[int] = []
-        r_pos: list[int] = []
-        r_lab: list[int] = []
-        for i in row:
-            ex = examples[i]
-            n = len(ex.ids)
-            r_ids += ex.ids
-            r_pos += range(n)
-            # position t predicts token t + 1; only response tokens are targets
-            r_lab += [IGNORE] * (ex.n_prompt - 1) + ex.ids[ex.n_prompt :] + [IGNORE]
-        pad = width - len(r_ids)
-        ids.append(r_ids + [pad_id] * pad)
-        pos.append(r_pos + list(range(pad)))
-        labels.append(r_lab + [IGNORE] * pad)
-    n_tokens = sum(len(examples[i].ids) for row in rows for i in row)
-    return Batch(torch.tensor(ids), torch.tensor(pos), torch.tensor(labels), n_tokens)
-
-
-def collate(examples: list[Example], pack: bool, max_len: int, pad_id: int) -> Batch:
-    """One micro-batch: packed rows of up to `max_len` tokens, or one sequence a row."""
-    lengths = [len(e.ids) for e in examples]
-    if pack:
-        rows = pack_rows(lengths, max_len)
-    else:
-        rows = [[i] for i in sorted(range(len(examples)), key=lambda i: -lengths[i])]
-    return make_batch(examples, rows, pad_id)
-
-
-def loss_tokens(examples: list[Example]) -> int:
-    """N of the module docstring: the response tokens of these sequences."""
-    return sum(len(e.ids) - e.n_prompt for e in examples)
-
-
-def masked_token_loss(logits: torch.Tensor, labels: torch.Tensor, normaliser: int) -> torch.Tensor:
-    """Summed cross-entropy over positions with a target, divided by `normaliser`."""
-    mask = labels != IGNORE  # (R, T)
-    picked = logits[mask].float()  # (n, V): the vocabulary projection is not recomputed
-    return F.cross_entropy(picked, labels[mask], reduction="sum") / normaliser
-
-
-def batch_loss(model: Any, batch: Batch, normaliser: int) -> torch.Tensor:
-    """The masked loss of one micro-batch (packing-aware: no cache, positions given)."""
-    device = model.device
-    out = model(
-        input_ids=batch.input_ids.to(device),
-        position_ids=batch.position_ids.to(device),
-        use_cache=False,
-    )
-    return masked_token_loss(out.logits, batch.labels.to(device), normaliser)
 
 
 def epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
@@ -174,18 +64,6 @@ def step_indices(step: int, n: int, batch_size: int, seed: int) -> list[int]:
     per_epoch = math.ceil(n / batch_size)
     epoch, k = divmod(step, per_epoch)
     return epoch_order(n, seed, epoch)[k * batch_size : (k + 1) * batch_size].tolist()
-
-
-def split_micro(items: list[Any], n_micro: int) -> list[list[Any]]:
-    """`items` in `n_micro` nearly equal consecutive chunks (none empty)."""
-    n_micro = max(1, min(n_micro, len(items)))
-    size, extra = divmod(len(items), n_micro)
-    out, start = [], 0
-    for i in range(n_micro):
-        end = start + size + (1 if i < extra else 0)
-        out.append(items[start:end])
-        start = end
-    return out
 
 
 def split_eval(n: int, fraction: float, seed: int) -> tuple[list[int], list[int]]:
@@ -203,14 +81,6 @@ def total_steps(n_train: int, batch_size: int, epochs: int, max_steps: int) -> i
 
 def micro_batches_per_step(batch_size: int, micro_batch_size: int, grad_accum: int) -> int:
     return max(grad_accum, math.ceil(batch_size / micro_batch_size))
-
-
-def fingerprint(examples: list[Example]) -> str:
-    """A hash of the tokenised data, to refuse resuming on different data."""
-    h = hashlib.sha256()
-    for e in examples:
-        h.update(array("q", [e.n_prompt, len(e.ids), *e.ids]).tobytes())
-    return h.hexdigest()[:16]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -238,11 +108,11 @@ def check_sft(cfg: Any) -> None:
         raise ConfigError(f"sft.eval_fraction must be in [0, 1), got {s.eval_fraction}")
 
 
-def _trace_text(trace: Any) -> tuple[Any, str]:
-    """(prompt or messages, response) of a `Trace` or of a dict with the same fields."""
-    get = trace.get if isinstance(trace, dict) else lambda k: getattr(trace, k, None)
-    prompt = get("prompt") or get("messages")
-    return prompt, get("response")
+def _trace_text(trace: Any) -> tuple[Any, Any]:
+    """(prompt text or chat list, response) of a `t1.data.Trace` or of a dict with its fields."""
+    if isinstance(trace, dict):
+        return trace.get("messages") or trace.get("prompt"), trace.get("response")
+    return getattr(trace, "prompt_input", None) or trace.prompt, trace.response
 
 
 def encode_traces(
@@ -268,8 +138,10 @@ def encode_traces(
 
 def _load_traces(cfg: Any) -> list[Any]:
     if not cfg.data.train:
-        raise ConfigError("data.train: set it to the traces JSONL to train on (t1 synth writes one)")
-    from t1.data import load_traces
+        raise ConfigError(
+            "data.train: set it to the traces JSONL to train on (t1 synth writes one)"
+        )
+    from t1.data.traces import load_traces
 
     return load_traces(cfg.data.train, skip_bad_rows=cfg.data.skip_bad_rows)
 
@@ -288,7 +160,7 @@ def _load_model(cfg: Any, ckpt: Path | None, model: Any, tokenizer: Any) -> tupl
 
 
 def _resume_point(run: RunDir, resume: bool) -> Path | None:
-    ckpt = latest_checkpoint(run.path / "checkpoints")
+    ckpt = ck.latest_checkpoint(run.path / "checkpoints")
     if not resume and (ckpt is not None or (run.path / "final").exists()):
         raise T1Error(
             f"{run.path} already holds a training run: pass --resume to continue it, "
@@ -298,7 +170,7 @@ def _resume_point(run: RunDir, resume: bool) -> Path | None:
 
 
 # ----------------------------------------------------------------------------------------------
-# Steps
+# The run
 # ----------------------------------------------------------------------------------------------
 
 
@@ -312,38 +184,240 @@ class LoopState:
     last_good: str | None = None
 
 
-def train_step(
-    model: Any, optimizer: Any, micro: list[Batch], normaliser: int, grad_clip: float | None
-) -> tuple[float, float]:
-    """Accumulate gradients over the micro-batches and step; skip the update when non-finite.
+@dataclass
+class SFTData:
+    train: list[Example]
+    held: list[Example]
+    dropped: int
+    fingerprint: str
 
-    Returns (loss, grad norm before clipping); either is NaN/inf when the step was skipped.
+
+@dataclass
+class Session:
+    """Everything one run's loop touches, built once by `train_sft`."""
+
+    cfg: Any
+    run: RunDir
+    model: Any
+    tokenizer: Any
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    data: SFTData
+    state: LoopState
+    n_steps: int
+
+    @property
+    def pad_id(self) -> int:
+        tok = self.tokenizer
+        return tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+
+
+def prepare_data(cfg: Any, traces: list[Any], tokenizer: Any, model: Any) -> SFTData:
+    """Tokenise, drop over-long traces (counted, warned), split off the held-out set."""
+    context = getattr(model.config, "max_position_embeddings", None)
+    if context is not None and cfg.sft.max_len > context:
+        raise ConfigError(f"sft.max_len={cfg.sft.max_len} exceeds the model's context ({context})")
+    examples, dropped = encode_traces(traces, tokenizer, cfg.data, cfg.sft.max_len)
+    where = cfg.data.train or "traces"
+    if not examples:
+        raise DataError(
+            f"{where}: none of {len(traces)} traces fits in sft.max_len={cfg.sft.max_len}"
+        )
+    if dropped:
+        warnings.warn(f"{where}: {dropped} traces longer than sft.max_len dropped", stacklevel=2)
+    train_idx, held_idx = split_eval(len(examples), cfg.sft.eval_fraction, cfg.trainer.seed)
+    train, held = [examples[i] for i in train_idx], [examples[i] for i in held_idx]
+    return SFTData(train, held, dropped, f"{fingerprint(examples)}-{len(train)}-{len(held)}")
+
+
+def _micro_batches(chosen: list[Example], cfg: Any, pad_id: int) -> list[Batch]:
+    s = cfg.sft
+    if not s.pack:  # length bucketing: similar lengths share a micro-batch
+        chosen = sorted(chosen, key=lambda e: -len(e.ids))
+    n_micro = micro_batches_per_step(s.batch_size, s.micro_batch_size, cfg.optim.grad_accum)
+    return [collate(c, s.pack, s.max_len, pad_id) for c in split_micro(chosen, n_micro)]
+
+
+def _due(step: int, every: int, last: int) -> bool:
+    return step == last or (every > 0 and step % every == 0)
+
+
+def _count_bad(state: LoopState, loss: float, norm: float, max_bad: int) -> bool:
+    """Update the bad-step counters; True when this step's update was skipped."""
+    if math.isfinite(loss) and math.isfinite(norm):
+        state.bad_streak = 0
+        return False
+    state.bad_steps += 1
+    state.bad_streak += 1
+    warnings.warn(
+        f"step {state.step}: non-finite loss ({loss}) or gradient norm ({norm}): update skipped "
+        f"({state.bad_streak} in a row, trainer.max_bad_steps={max_bad})",
+        RuntimeWarning,
+        stacklevel=3,
+    )
+    return True
+
+
+def _save(ses: Session) -> None:
+    ses.state.last_good = str(ses.run.path / "checkpoints" / f"step-{ses.state.step}")
+    payload = {
+        "loop": dataclasses.asdict(ses.state),
+        "optimizer": ses.optimizer.state_dict(),
+        "scheduler": ses.scheduler.state_dict(),
+        "rng": ck.rng_state(),
+        "data_fingerprint": ses.data.fingerprint,
+    }
+    ck.save_checkpoint(
+        ses.run.path / "checkpoints",
+        ses.state.step,
+        ses.model,
+        ses.tokenizer,
+        payload,
+        ses.cfg.trainer.keep_last,
+    )
+
+
+def _restore(ckpt: Path, optimizer: Any, scheduler: Any, fp: str) -> LoopState:
+    saved = ck.load_state(ckpt)
+    if saved["data_fingerprint"] != fp:
+        raise T1Error(
+            f"the training data differ from those of {ckpt} (data.train, sft.max_len, "
+            "sft.eval_fraction, trainer.seed): resume with the same ones or start a new run"
+        )
+    optimizer.load_state_dict(saved["optimizer"])
+    scheduler.load_state_dict(saved["scheduler"])
+    ck.set_rng_state(saved["rng"])
+    return LoopState(**saved["loop"])
+
+
+def _save_final(run: RunDir, model: Any, tokenizer: Any) -> Path:
+    """RUN/final, written beside and renamed into place so it is never half there."""
+    from t1.models import save_model
+
+    final, tmp = run.path / "final", run.path / ".final.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    save_model(model, tokenizer, tmp)
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(tmp, final)
+    return final
+
+
+def _one_step(ses: Session) -> tuple[dict[str, float], bool]:
+    """One optimiser step: its metrics row and whether its update was skipped."""
+    cfg, st, s = ses.cfg, ses.state, ses.cfg.sft
+    start = time.perf_counter()
+    idx = step_indices(st.step, len(ses.data.train), s.batch_size, cfg.trainer.seed)
+    chosen = [ses.data.train[i] for i in idx]
+    micro = _micro_batches(chosen, cfg, ses.pad_id)
+    lr = ses.scheduler.get_last_lr()[0]
+    loss, norm = train_step(
+        ses.model, ses.optimizer, micro, loss_tokens(chosen), cfg.optim.grad_clip
+    )
+    ses.scheduler.step()
+    st.step += 1
+    bad = _count_bad(st, loss, norm, cfg.trainer.max_bad_steps)
+    elapsed = time.perf_counter() - start
+    row = {
+        "loss": loss,
+        "lr": lr,
+        "grad_norm": norm,
+        "bad_steps": st.bad_steps,
+        "epoch": st.step / math.ceil(len(ses.data.train) / s.batch_size),
+        "tokens_per_s": sum(b.n_tokens for b in micro) / elapsed,
+        "step_s": elapsed,
+    }
+    if ses.data.held and _due(st.step, cfg.trainer.eval_every, ses.n_steps):
+        row["eval/loss"] = eval_loss(
+            ses.model, ses.data.held, s.micro_batch_size, s.max_len, ses.pad_id, s.pack
+        )
+    return row, bad
+
+
+def _loop(ses: Session, logger: MetricLogger) -> str | None:
+    """Optimiser steps up to `ses.n_steps`; returns the stop reason when a signal stopped it."""
+    t, st = ses.cfg.trainer, ses.state
+    ses.model.train()
+    with StopRequest() as stop, Progress(ses.n_steps, "sft", t.progress, st.step) as bar:
+        while st.step < ses.n_steps and not stop.requested:
+            row, bad = _one_step(ses)
+            if _due(st.step, t.log_every, ses.n_steps) or "eval/loss" in row or bad:
+                logger.log(st.step, row)
+            bar.update(loss=row["loss"], lr=row["lr"])
+            if st.bad_streak >= t.max_bad_steps:
+                raise T1Error(
+                    f"stopped at step {st.step}: {st.bad_streak} steps in a row with a non-finite "
+                    f"loss or gradient; last good checkpoint: {st.last_good or 'none'} "
+                    "(lower optim.lr or check the data)"
+                )
+            if (not bad and _due(st.step, t.save_every, ses.n_steps)) or stop.requested:
+                _save(ses)
+    return stop.reason
+
+
+def _start(cfg: Any, traces: Any, model: Any, tokenizer: Any, resume: bool) -> Session:
+    """Check, load and restore everything before the first step (bad input fails here)."""
+    check_sft(cfg)
+    run = RunDir(cfg.trainer.out)
+    ckpt = _resume_point(run, resume)
+    traces = _load_traces(cfg) if traces is None else traces
+    seed_everything(cfg.trainer.seed)
+    model, tokenizer = _load_model(cfg, ckpt, model, tokenizer)
+    data = prepare_data(cfg, traces, tokenizer, model)
+    opt = make_optimizer(model, cfg.optim)
+    n_steps = total_steps(len(data.train), cfg.sft.batch_size, cfg.sft.epochs, cfg.trainer.steps)
+    sched = make_scheduler(opt, cfg.optim, n_steps)
+    state = _restore(ckpt, opt, sched, data.fingerprint) if ckpt else LoopState()
+    return Session(cfg, run, model, tokenizer, opt, sched, data, state, n_steps)
+
+
+def train_sft(
+    cfg: Any,
+    traces: list[Any] | None = None,
+    model: Any = None,
+    tokenizer: Any = None,
+    resume: bool = False,
+) -> tuple[Any, dict[str, Any]]:
+    """Run SFT (`SFTStage` config); returns the trained model (eval mode) and the run summary.
+
+    `traces` (Trace records or dicts with prompt/response) replace data.train; `model` and
+    `tokenizer` replace cfg.model. With `resume`, the latest complete checkpoint of
+    trainer.out is the starting point (a fresh start when there is none).
     """
-    optimizer.zero_grad(set_to_none=True)
-    total = torch.zeros(())
-    for batch in micro:
-        loss = batch_loss(model, batch, normaliser)
-        loss.backward()
-        total += loss.detach().cpu()
-    params = [p for g in optimizer.param_groups for p in g["params"]]
-    norm = torch.nn.utils.clip_grad_norm_(params, grad_clip or math.inf)
-    loss_v, norm_v = total.item(), norm.item()
-    if math.isfinite(loss_v) and math.isfinite(norm_v):
-        optimizer.step()
-    optimizer.zero_grad(set_to_none=True)
-    return loss_v, norm_v
+    ses = _start(cfg, traces, model, tokenizer, resume)
+    ses.run.write_config(cfg)
+    resumed = ses.state.step if resume and ses.state.last_good else None
+    logger = MetricLogger(ses.run.path, cfg.trainer.tensorboard, resume_step=resumed)
+    began = time.perf_counter()
+    try:
+        stopped = _loop(ses, logger)
+    finally:
+        logger.close()
+    final = None if stopped else _save_final(ses.run, ses.model, ses.tokenizer)
+    ses.model.eval()
+    summary = {
+        "steps": ses.state.step,
+        "total_steps": ses.n_steps,
+        "bad_steps": ses.state.bad_steps,
+        "n_train": len(ses.data.train),
+        "n_eval": len(ses.data.held),
+        "dropped": ses.data.dropped,
+        "seconds": time.perf_counter() - began,
+        "stopped": stopped,
+        "final": str(final) if final else None,
+        "run_dir": str(ses.run.path),
+    }
+    ses.run.write_json("summary.json", summary)
+    return ses.model, summary
 
 
-@torch.no_grad()
-def eval_loss(model: Any, examples: list[Example], micro_batch_size: int, max_len: int, pad_id: int,
-              pack: bool = True) -> float:
-    """Per-token loss of the held-out traces (same normalisation as training)."""
-    was_training = model.training
-    model.eval()
-    n = loss_tokens(examples)
-    total = 0.0
-    for start in range(0, len(examples), micro_batch_size):
-        chunk = examples[start : start + micro_batch_size]
-        total += batch_loss(model, collate(chunk, pack, max_len, pad_id), n).item()
-    model.train(was_training)
-    return total
+def run_sft(cfg: Any, resume: bool = False) -> int:
+    """`t1 sft`: train, save RUN/final; on SIGINT/SIGTERM save and print the resume command."""
+    _, summary = train_sft(cfg, resume=resume)
+    if summary["stopped"]:
+        print(f"t1 sft: stopped ({summary['stopped']}) after step {summary['steps']}; resume with:")
+        print(f"  {resume_command('sft', Path(summary['run_dir']).resolve())}")
+    else:
+        print(f"t1 sft: {summary['steps']} steps; model saved to {summary['final']}")
+    sys.stdout.flush()
+    return 0

@@ -52,7 +52,8 @@ class Task(ABC):
 
     def answer_line(self, answer: str) -> str:
         """The trace's last line; `suffix` is its prefix, so a forced answer reads the same."""
-        return f"{self.suffix.lstrip(chr(10))}{answer}}}"
+        prefix = self.suffix.lstrip("\n")
+        return f"{prefix}{answer}}}"
 
     def knobs(self, **knobs: Any) -> Any:
         """Typed, checked difficulty knobs; unknown names and bad values are ConfigErrors."""
@@ -78,11 +79,11 @@ class Task(ABC):
 
     @abstractmethod
     def critique(self, problem: Problem, attempt: Attempt) -> str:
-        """Which step of a wrong attempt is wrong and why, with true arithmetic; ends "Wrong." """
+        """Which step of a wrong attempt is wrong and why, in true arithmetic, ending in Wrong."""
 
     @abstractmethod
     def verification(self, problem: Problem, attempt: Attempt) -> str:
-        """An explicit check of a right attempt, every statement true; ends "Correct." """
+        """An explicit check of a right attempt, every statement true, ending in Correct."""
 
     def clean_solution(self, problem: Problem, attempt: Attempt) -> str:
         """A direct solution (no trial, no check) for the "clean" ablation."""
@@ -118,7 +119,8 @@ def unique_problems(
 ) -> list[Problem]:
     """Call `make(i)` until `n` problems with distinct canonical keys exist.
 
-    Raises ConfigError when the knobs admit too few distinct problems, rather than looping.
+    `make` returns None for a draw it rejects. Raises ConfigError when the knobs admit too few
+    distinct problems, rather than looping forever.
     """
     out: list[Problem] = []
     seen: set[str] = set()
@@ -131,6 +133,8 @@ def unique_problems(
                 "widen the ranges in synth.task_args"
             )
         problem = make(len(out))
+        if problem is None:
+            continue
         key = canonical(problem)
         if key not in seen:
             seen.add(key)

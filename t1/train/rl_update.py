@@ -1,0 +1,159 @@
+"""One learner update of the T1 RL step, wired from `t1.algo` (no maths of its own).
+
+    old / ref log-probs  ->  T1 advantages  ->  selection  ->  loss with entropy bonus  ->  grads
+
+The loss of the selected samples is
+
+    L = L_pg(logp, old_logp, A, agg) − γ · H̄,     H̄ = token-mean entropy of π_θ on responses
+
+computed in micro-batches whose partial losses are weighted by their share of the *global*
+batch (all micro-batches on all ranks), so the gradient equals that of one pass over the whole
+batch: micro-batching and data parallelism change nothing but memory and speed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from t1.algo import (
+    ADVANTAGES,
+    informative_groups,
+    policy_loss,
+    rloo_advantages,
+    select_samples,
+    sequence_kl,
+    t1_advantages,
+)
+from t1.rollout import Batch, compute_logprobs
+from t1.train.distributed import DistInfo, all_sum
+
+# config name -> t1.algo family name
+_ADVANTAGE_NAMES = {"rloo": "rloo", "grpo": "grpo", "drgrpo": "dr_grpo"}
+
+
+def compute_advantages(
+    rewards: torch.Tensor, seq_kl: torch.Tensor | None, beta: float, kind: str = "rloo"
+) -> torch.Tensor:
+    """(B, K) advantages: the chosen baseline minus β·(leave-one-out-normalised sequence KL)."""
+    if kind == "rloo":
+        if seq_kl is None or beta == 0:
+            return rloo_advantages(rewards)
+        return t1_advantages(rewards, seq_kl, beta)
+    adv = ADVANTAGES[_ADVANTAGE_NAMES[kind]](rewards)
+    if seq_kl is not None and beta != 0:
+        adv = adv - beta * rloo_advantages(seq_kl.detach())
+    return adv
+
+
+def choose_rows(
+    rewards: torch.Tensor,
+    train_k: int | None,
+    strategy: str,
+    drop_equal: bool,
+    generator: torch.Generator,
+) -> torch.Tensor:
+    """Flat row indices (into the B·K responses) that the gradient sees."""
+    B, K = rewards.shape
+    idx = select_samples(rewards, train_k, strategy, generator)  # (B, k)
+    rows = idx + torch.arange(B).unsqueeze(1) * K  # (B, k)
+    if drop_equal:
+        rows = rows[informative_groups(rewards)]
+    return rows.reshape(-1)
+
+
+def slice_batch(batch: Batch, rows: torch.Tensor) -> Batch:
+    """The rows `rows` of a batch, trimmed to the longest response among them."""
+    mask = batch.response_mask[rows]
+    width = int(mask.sum(1).max().item()) if len(rows) else 0
+    keep = batch.prompt_len + width
+    return Batch(
+        input_ids=batch.input_ids[rows, :keep],
+        attention_mask=batch.attention_mask[rows, :keep],
+        position_ids=batch.position_ids[rows, :keep],
+        prompt_len=batch.prompt_len,
+        response_mask=mask[:, :width],
+    )
+
+
+@dataclass
+class LossSpec:
+    agg: str
+    clip_eps: float | None
+    entropy_coef: float
+    temperature: float
+    micro_batch_size: int
+    # the generation limit: Dr. GRPO's constant normaliser is rows x this
+    max_new_tokens: int
+
+
+def _weight(agg: str, mask: torch.Tensor, totals: torch.Tensor) -> float:
+    """Share of the global batch one micro-batch's aggregated loss stands for."""
+    tokens, rows = totals.tolist()
+    if agg == "token-mean":
+        return float(mask.sum()) / max(tokens, 1.0)
+    if agg == "constant":
+        return 1.0
+    return float((mask.sum(1) > 0).sum()) / max(rows, 1.0)  # seq-mean-*: mean over responses
+
+
+def accumulate_gradients(
+    model: torch.nn.Module,
+    batch: Batch,
+    old_logp: torch.Tensor,
+    adv: torch.Tensor,
+    spec: LossSpec,
+    info: DistInfo,
+) -> dict[str, float]:
+    """Backpropagate the loss of `batch` (this rank's rows) in micro-batches; returns stats."""
+    mask = batch.response_mask
+    local = torch.tensor([float(mask.sum()), float((mask.sum(1) > 0).sum())], dtype=torch.float64)
+    totals = all_sum(local, info)  # global (tokens, responses)
+    normalizer = max(float(totals[1]), 1.0) * spec.max_new_tokens
+    sums = {"loss": 0.0, "pg_loss": 0.0, "entropy": 0.0, "clip_frac": 0.0, "ratio_max": 1.0}
+    device = next(model.parameters()).device
+    for s in range(0, len(batch), spec.micro_batch_size):
+        rows = torch.arange(s, min(len(batch), s + spec.micro_batch_size))
+        mb = slice_batch(batch, rows)
+        if mb.response_mask.numel() == 0:
+            continue
+        m = mb.response_mask.to(device)
+        width = m.shape[1]
+        out = compute_logprobs(
+            model, mb, spec.temperature, spec.micro_batch_size, with_entropy=spec.entropy_coef > 0
+        )
+        logp, ent = out if spec.entropy_coef > 0 else (out, None)
+        pg, diag = policy_loss(
+            logp,
+            old_logp[rows, :width].to(device),
+            adv[rows].to(device),
+            m,
+            spec.clip_eps,
+            spec.agg,
+            normalizer if spec.agg == "constant" else None,
+        )
+        w = _weight(spec.agg, m, totals)
+        loss = pg * w
+        tok_share = float(m.sum()) / max(float(totals[0]), 1.0)
+        if ent is not None:
+            ent_mean = (ent * m).sum() / m.sum().clamp_min(1)
+            loss = loss - spec.entropy_coef * ent_mean * tok_share
+            sums["entropy"] += float(ent_mean.detach()) * tok_share
+        loss.backward()
+        sums["loss"] += float(loss.detach())
+        sums["pg_loss"] += float(pg.detach()) * w
+        sums["clip_frac"] += float(diag["clip_frac"]) * tok_share
+        sums["ratio_max"] = max(sums["ratio_max"], float(diag["ratio_max"]))
+    # the sums above are this rank's shares of global means: add the other ranks' shares
+    keys = ["loss", "pg_loss", "entropy", "clip_frac"]
+    reduced = all_sum(torch.tensor([sums[k] for k in keys], dtype=torch.float64), info)
+    return {**dict(zip(keys, reduced.tolist())), "ratio_max": sums["ratio_max"]}
+
+
+@torch.no_grad()
+def sequence_kls(
+    logp: torch.Tensor, ref_logp: torch.Tensor, mask: torch.Tensor, kind: str, shape: tuple
+) -> torch.Tensor:
+    """(B, K) per-response KL to the anchor, Σ_t over response tokens."""
+    return sequence_kl(logp, ref_logp, mask, kind).view(shape)

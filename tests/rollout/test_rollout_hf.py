@@ -1,0 +1,145 @@
+"""HFEngine: grouping, finish reasons, stop strings, padding, determinism, mode handling."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+import torch
+from controlled_lm import scripted_model
+
+from t1.config import RolloutConfig
+from t1.errors import T1Error
+from t1.rollout import HFEngine, RolloutEngine, SamplingParams, make_engine
+
+PROMPTS = ["<user>1+1=?<assistant>", "<user>12*3=?<assistant>", "<user>7<assistant>"]
+
+
+def ids(tokenizer, text: str) -> list[int]:
+    return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
+def test_k_samples_grouped_by_prompt(tiny_model, tiny_tokenizer):
+    engine = HFEngine(tiny_model, tiny_tokenizer, batch_size=5)  # batches cut across groups
+    out = engine.generate(PROMPTS, 4, SamplingParams(max_new_tokens=6, seed=0))
+    assert isinstance(engine, RolloutEngine)
+    assert [r.prompt_index for r in out] == [0] * 4 + [1] * 4 + [2] * 4
+    assert [r.meta["sample_index"] for r in out] == [0, 1, 2, 3] * 3
+    for r in out:
+        assert r.prompt_ids == ids(tiny_tokenizer, PROMPTS[r.prompt_index])
+        assert len(r.logprobs) == len(r.response_ids) >= 1
+
+
+def test_finish_reasons_match_tokens(tiny_model, tiny_tokenizer):
+    # a random 100-token vocabulary ends with eos ~1 % of the time per token: both reasons occur
+    engine = HFEngine(tiny_model, tiny_tokenizer)
+    out = engine.generate(PROMPTS, 16, SamplingParams(max_new_tokens=40, seed=3))
+    eos = tiny_tokenizer.eos_token_id
+    reasons = {r.finish_reason for r in out}
+    assert reasons == {"stop", "length"}
+    for r in out:
+        if r.finish_reason == "stop":
+            assert r.response_ids[-1] == eos and eos not in r.response_ids[:-1]
+        else:
+            assert len(r.response_ids) == 40 and eos not in r.response_ids
+        assert r.text == tiny_tokenizer.decode(r.response_ids, skip_special_tokens=True)
+
+
+def test_eos_stops_and_is_kept_in_ids_not_text(tiny_tokenizer):
+    script = ids(tiny_tokenizer, "ok") + [tiny_tokenizer.eos_token_id] + ids(tiny_tokenizer, "zz")
+    model = scripted_model(tiny_tokenizer, script)
+    (r,) = HFEngine(model, tiny_tokenizer).generate(["x"], 1, SamplingParams(max_new_tokens=9))
+    assert r.response_ids == script[:3]
+    assert r.text == "ok" and r.finish_reason == "stop"
+
+
+def test_length_when_max_new_tokens_reached(tiny_tokenizer):
+    model = scripted_model(tiny_tokenizer, ids(tiny_tokenizer, "abcdefgh"))
+    (r,) = HFEngine(model, tiny_tokenizer).generate(["x"], 1, SamplingParams(max_new_tokens=5))
+    assert r.text == "abcde" and r.finish_reason == "length"
+
+
+def test_stop_string_cuts_text_and_tokens(tiny_tokenizer):
+    model = scripted_model(tiny_tokenizer, ids(tiny_tokenizer, "so 4 ## END; more text"))
+    sp = SamplingParams(max_new_tokens=20, stop=["END", "never"])
+    out = HFEngine(model, tiny_tokenizer).generate(["x", "y"], 2, sp)
+    for r in out:
+        assert r.text == "so 4 ## END"
+        assert r.response_ids == ids(tiny_tokenizer, "so 4 ## END")
+        assert r.finish_reason == "stop"
+
+
+def test_earliest_stop_string_wins(tiny_tokenizer):
+    model = scripted_model(tiny_tokenizer, ids(tiny_tokenizer, "a; b. c"))
+    sp = SamplingParams(max_new_tokens=20, stop=[".", ";"])
+    (r,) = HFEngine(model, tiny_tokenizer).generate(["x"], 1, sp)
+    assert r.text == "a;" and r.finish_reason == "stop"
+
+
+def test_stop_string_on_last_allowed_token_is_stop(tiny_tokenizer):
+    model = scripted_model(tiny_tokenizer, ids(tiny_tokenizer, "abcXYZ"))
+    sp = SamplingParams(max_new_tokens=4, stop=["X"])
+    (r,) = HFEngine(model, tiny_tokenizer).generate(["x"], 1, sp)
+    assert r.text == "abcX" and r.finish_reason == "stop"
+
+
+def test_left_padding_gives_same_greedy_output_as_alone(tiny_model, tiny_tokenizer):
+    greedy = SamplingParams(temperature=0.0, max_new_tokens=12)
+    engine = HFEngine(tiny_model, tiny_tokenizer)
+    together = engine.generate(PROMPTS, 1, greedy)
+    for i, prompt in enumerate(PROMPTS):
+        (alone,) = engine.generate([prompt], 1, greedy)
+        assert together[i].response_ids == alone.response_ids
+        assert together[i].logprobs == pytest.approx(alone.logprobs, abs=1e-4)
+
+
+def test_seed_makes_calls_reproducible(tiny_model, tiny_tokenizer):
+    engine = HFEngine(tiny_model, tiny_tokenizer, batch_size=4)
+    sp = SamplingParams(temperature=1.2, top_p=0.9, max_new_tokens=10, seed=7)
+    a = engine.generate(PROMPTS, 3, sp)
+    b = engine.generate(PROMPTS, 3, sp)
+    c = engine.generate(PROMPTS, 3, SamplingParams(temperature=1.2, max_new_tokens=10, seed=8))
+    assert [r.response_ids for r in a] == [r.response_ids for r in b]
+    assert [r.response_ids for r in a] != [r.response_ids for r in c]
+
+
+def test_seed_none_follows_global_rng(tiny_model, tiny_tokenizer):
+    engine = HFEngine(tiny_model, tiny_tokenizer)
+    sp = SamplingParams(max_new_tokens=8)
+    torch.manual_seed(11)
+    a = engine.generate(PROMPTS, 2, sp)
+    torch.manual_seed(11)
+    b = engine.generate(PROMPTS, 2, sp)
+    assert [r.response_ids for r in a] == [r.response_ids for r in b]
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_mode_restored_and_no_grad(tiny_model, tiny_tokenizer, training):
+    tiny_model.train(training)
+    engine = HFEngine(tiny_model, tiny_tokenizer)
+    engine.generate(PROMPTS[:1], 2, SamplingParams(max_new_tokens=4, seed=0))
+    assert tiny_model.training is training
+    assert all(p.grad is None for p in tiny_model.parameters())
+
+
+def test_update_weights_shares_the_module(tiny_model, tiny_tokenizer):
+    engine = make_engine(RolloutConfig(engine="hf", batch_size=8), tiny_model, tiny_tokenizer)
+    assert engine.model is tiny_model and engine.batch_size == 8
+    other = torch.nn.Linear(1, 1)
+    engine.update_weights(other)
+    assert engine.model is other
+
+
+def test_vllm_missing_is_a_clear_error(tiny_model, tiny_tokenizer, monkeypatch):
+    monkeypatch.setitem(sys.modules, "t1.rollout.vllm", None)  # import now raises ImportError
+    with pytest.raises(T1Error, match="vLLM"):
+        make_engine(RolloutConfig(engine="vllm"), tiny_model, tiny_tokenizer)
+
+
+@pytest.mark.parametrize(
+    "field, value", [("temperature", -1.0), ("top_p", 0.0), ("min_p", 1.0), ("max_new_tokens", 0)]
+)
+def test_bad_sampling_values_are_errors(tiny_model, tiny_tokenizer, field, value):
+    sp = SamplingParams(**{field: value})
+    with pytest.raises(T1Error, match=field):
+        HFEngine(tiny_model, tiny_tokenizer).generate(PROMPTS, 1, sp)

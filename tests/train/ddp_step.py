@@ -1,0 +1,54 @@
+"""One RL update under torchrun (or alone): writes the updated parameters to argv[1].
+
+torchrun --nproc_per_node 2 ddp_step.py OUT.pt
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from rl_toy import ScriptedEngine, toy_config, toy_problems  # noqa: E402
+
+from t1.models import build_char_tokenizer, build_tiny_model  # noqa: E402
+from t1.train.distributed import close_distributed, init_distributed  # noqa: E402
+from t1.train.rl import RLTrainer  # noqa: E402
+
+
+def main(out: str, run_dir: str) -> None:
+    torch.set_num_threads(1)
+    info = init_distributed("cpu")
+    cfg = toy_config(
+        run_dir,
+        "rl.prompts_per_step=4",
+        "rl.beta=0.1",
+        "rl.entropy_coef=0.01",
+        "rl.micro_batch_size=3",
+    )
+    tok = build_char_tokenizer(cfg.model.tiny.alphabet)
+    model = build_tiny_model(tok, cfg.model.tiny, seed=0)
+    trainer = RLTrainer(cfg, model, tok, toy_problems(8), info, engine=ScriptedEngine(tok))
+    # move the anchor away from the policy so the KL term is not zero
+    with torch.no_grad():
+        for p in trainer.anchor.parameters():
+            p.add_(0.01 * torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel())))
+    metrics = trainer.train_step()
+    if info.main:
+        grads = {k: p.grad.clone() for k, p in model.named_parameters() if p.grad is not None}
+        torch.save(
+            {
+                "params": {k: v.clone() for k, v in model.state_dict().items()},
+                "grads": grads,
+                "metrics": metrics,
+            },
+            out,
+        )
+    close_distributed()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2])

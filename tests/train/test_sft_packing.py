@@ -1,0 +1,160 @@
+"""Masking, packing and the per-token loss of SFT (t1.train.packing)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from t1.train.packing import (
+    IGNORE,
+    Example,
+    batch_loss,
+    collate,
+    encode_example,
+    fingerprint,
+    loss_tokens,
+    make_batch,
+    masked_token_loss,
+    pack_rows,
+    response_suffix,
+    split_micro,
+)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """One intra-op thread: much faster for tiny models on a shared 2-core machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_pack_rows_first_fit_decreasing():
+    # sorted: 5 (i0), 4 (i2), 3 (i1), 2 (i3); capacity 7:
+    # 5 -> row A (2 left); 4 -> row B (3 left); 3 -> row B (0 left); 2 -> row A (0 left)
+    assert pack_rows([5, 3, 4, 2], 7) == [[0, 3], [2, 1]]
+    # a sequence as long as the row gets a row of its own
+    assert pack_rows([7, 1], 7) == [[0], [1]]
+
+
+def test_make_batch_positions_labels_and_padding():
+    a = Example(ids=[10, 11, 12, 13], n_prompt=2)  # prompt 10 11, response 12 13
+    b = Example(ids=[20, 21, 22], n_prompt=1)  # prompt 20, response 21 22
+    c = Example(ids=[30, 31], n_prompt=1)
+    batch = make_batch([a, b, c], [[0, 1], [2]], pad_id=0)
+    assert batch.input_ids.tolist() == [[10, 11, 12, 13, 20, 21, 22], [30, 31, 0, 0, 0, 0, 0]]
+    # positions restart at each sequence; padding is a segment of its own
+    assert batch.position_ids.tolist() == [[0, 1, 2, 3, 0, 1, 2], [0, 1, 0, 1, 2, 3, 4]]
+    # position t predicts token t+1 of the same sequence, response tokens only:
+    # a: 10->11 is prompt (no loss), 11->12, 12->13, 13 ends a;  b: 20->21, 21->22, 22 ends b
+    x = IGNORE
+    assert batch.labels.tolist() == [[x, 12, 13, x, 21, 22, x], [31, x, x, x, x, x, x]]
+    assert batch.n_tokens == 9
+    assert loss_tokens([a, b, c]) == 2 + 2 + 1 == int((batch.labels != IGNORE).sum())
+
+
+def test_masked_loss_against_hand_values():
+    # uniform logits over V = 4 give -log(1/4) = log 4 per target; 3 targets, normalised by 6
+    logits = torch.zeros(1, 4, 4)
+    labels = torch.tensor([[IGNORE, 1, 2, 3]])
+    loss = masked_token_loss(logits, labels, normaliser=6)
+    assert loss.item() == pytest.approx(3 * math.log(4) / 6)
+    # a confident right answer on one target: logit 10 on the label, 0 elsewhere
+    logits[0, 1, 1] = 10.0
+    expected = (-math.log(math.exp(10) / (math.exp(10) + 3)) + 2 * math.log(4)) / 3
+    assert masked_token_loss(logits, labels, 3).item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_prompt_tokens_carry_no_loss_or_gradient(tiny_model):
+    """Changing prompt *targets* leaves the loss unchanged; logits at prompt positions get no grad."""
+    ex = Example(ids=[7, 8, 9, 10, 11, 12], n_prompt=4)
+    batch = collate([ex], pack=True, max_len=64, pad_id=0)
+    out = tiny_model(
+        input_ids=batch.input_ids, position_ids=batch.position_ids, use_cache=False
+    ).logits
+    out.retain_grad()
+    loss = masked_token_loss(out, batch.labels, loss_tokens([ex]))
+    loss.backward()
+    grad_rows = out.grad[0].abs().sum(-1)  # (T,)
+    # positions 0..2 predict prompt tokens 8, 9, 10; position 5 predicts nothing
+    assert grad_rows[:3].eq(0).all() and grad_rows[5] == 0
+    assert grad_rows[3] > 0 and grad_rows[4] > 0  # they predict response tokens 11, 12
+
+
+def _examples(rng: torch.Generator, n: int) -> list[Example]:
+    out = []
+    for _ in range(n):
+        length = int(torch.randint(6, 40, (1,), generator=rng))
+        n_prompt = int(torch.randint(1, length - 1, (1,), generator=rng))
+        out.append(Example(torch.randint(6, 90, (length,), generator=rng).tolist(), n_prompt))
+    return out
+
+
+def _loss_and_grads(model, batches, normaliser):
+    model.zero_grad()
+    total = 0.0
+    for b in batches:
+        loss = batch_loss(model, b, normaliser)
+        loss.backward()
+        total += loss.item()
+    return total, [p.grad.clone() for p in model.parameters()]
+
+
+def test_packed_and_unpacked_batches_give_the_same_loss_and_gradient(tiny_model):
+    exs = _examples(torch.Generator().manual_seed(0), 9)
+    n = loss_tokens(exs)
+    packed = collate(exs, pack=True, max_len=80, pad_id=0)
+    unpacked = collate(exs, pack=False, max_len=80, pad_id=0)
+    assert packed.input_ids.shape[0] < unpacked.input_ids.shape[0] == 9
+    lp, gp = _loss_and_grads(tiny_model, [packed], n)
+    lu, gu = _loss_and_grads(tiny_model, [unpacked], n)
+    # same tokens and targets; only the float summation order differs
+    assert lp == pytest.approx(lu, rel=1e-5)
+    for a, b in zip(gp, gu):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_micro_batching_does_not_change_loss_or_gradient(tiny_model):
+    """Gradient accumulation over 3 micro-batches == one batch (loss normalised by the step's N)."""
+    exs = _examples(torch.Generator().manual_seed(1), 9)
+    n = loss_tokens(exs)
+    whole = [collate(exs, True, 80, 0)]
+    parts = [collate(c, True, 80, 0) for c in split_micro(exs, 3)]
+    lw, gw = _loss_and_grads(tiny_model, whole, n)
+    lm, gm = _loss_and_grads(tiny_model, parts, n)
+    assert lw == pytest.approx(lm, rel=1e-5)
+    for a, b in zip(gw, gm):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_packed_sequences_do_not_see_each_other(tiny_model):
+    """Rewriting sequence A changes nothing in the per-token loss of B packed after it."""
+    b_ex = Example([40, 41, 42, 43, 44, 45], 2)
+    b_alone = collate([b_ex], True, 64, 0)
+    reference = batch_loss(tiny_model, b_alone, 1).item()
+    for a_ids in ([10, 11, 12], [60, 61, 62, 63, 64, 65, 66]):
+        row = make_batch([Example(a_ids, len(a_ids)), b_ex], [[0, 1]], 0)
+        assert row.input_ids.shape == (1, len(a_ids) + 6)
+        # A contributes no loss (all prompt), so the row's loss is B's alone
+        assert batch_loss(tiny_model, row, 1).item() == pytest.approx(reference, rel=1e-5)
+
+
+def test_encode_example_and_tiny_chat_suffix(tiny_tokenizer):
+    assert response_suffix(tiny_tokenizer, chat=True) == "<eos>"
+    assert response_suffix(tiny_tokenizer, chat=False) == "<eos>"
+    ex = encode_example(tiny_tokenizer, "<user>1+1<assistant>", "2<eos>")
+    assert ex.n_prompt == 5  # <user>, "1", "+", "1", <assistant>: one token each
+    assert len(ex.ids) == 5 + 2  # "2" and <eos>
+    assert ex.ids[-1] == tiny_tokenizer.eos_token_id
+    assert tiny_tokenizer.decode(ex.ids[ex.n_prompt :]) == "2<eos>"
+
+
+def test_split_micro_and_fingerprint():
+    assert split_micro(list(range(7)), 3) == [[0, 1, 2], [3, 4], [5, 6]]
+    assert split_micro([1, 2], 5) == [[1], [2]]  # never an empty micro-batch
+    a = [Example([1, 2, 3], 1)]
+    assert fingerprint(a) == fingerprint([Example([1, 2, 3], 1)])
+    assert fingerprint(a) != fingerprint([Example([1, 2, 3], 2)])
