@@ -1,6 +1,7 @@
 """Grading throughput of `t1.rewards` against Math-Verify alone, and their verdict agreement.
 
     python benchmarks/rewards.py [--data ../shared/data/math500.jsonl] [--workers 2] [--seed 0]
+                                 [--repeat 1] [--mix perturbed|cross]
 
 The mix: for each MATH-500 row, the gold answer itself, one equivalent respelling of it
 (`\\dfrac`, spaces, `\\left(`, a decimal for a simple fraction, `x = ` ...), and two plausible wrong
@@ -13,7 +14,10 @@ swapped). Each (pred, ref) pair is graded by
     pool       `score_batch` on responses "... \\boxed{pred}" with `workers` processes (includes
                answer extraction and penalties)
 
-and the report gives items/s, the ratio to the baseline and the agreement with its verdicts,
+`--mix cross` instead pairs each gold answer with 3 other rows' gold answers: a held-out check
+of agreement, since the fast path's rules were written while looking at the perturbed mix.
+
+The report gives items/s, the ratio to the baseline and the agreement with its verdicts,
 listing every disagreement.
 """
 
@@ -43,8 +47,9 @@ def respell(answer: str, rng: random.Random) -> str:
             options.append(str(int(m.group(1)) / int(m.group(2))))
     if answer.startswith("(") and answer.endswith(")"):
         options.append("\\left(" + answer[1:-1] + "\\right)")
-    if re.search(r",(?!\\!?\d{3})", answer):  # a list's commas, not thousands separators
-        options.append(re.sub(r",(?!\\!?\d{3})", ", ", answer))
+    list_comma = r",(?!\s*(?:\\!)?\s*\d{3})"  # a list's commas, not thousands separators
+    if re.search(list_comma, answer):
+        options.append(re.sub(list_comma, ", ", answer))
     if re.fullmatch(r"-?\d+", answer):
         options += [f"x = {answer}", f"{answer}.0", f"$ {answer} $"]
     options.append(" " + answer.replace("+", " + ") + " ")
@@ -91,34 +96,47 @@ def build_mix(rows: list[dict], seed: int) -> list[tuple[str, str]]:
     return items
 
 
-def _timed(fn, *args):  # noqa: ANN001, ANN202 - benchmark helper
-    start = time.perf_counter()
-    out = fn(*args)
-    return out, time.perf_counter() - start
+def build_cross(rows: list[dict], seed: int) -> list[tuple[str, str]]:
+    """A held-out mix the fast path was not tuned on: each gold answer against 3 other rows'."""
+    rng = random.Random(seed)
+    answers = [str(row["answer"]) for row in rows]
+    return [(rng.choice(answers), ref) for ref in answers for _ in range(3)]
 
 
-def run(data: Path, workers: int, seed: int) -> dict:
+def _best_of(repeat: int, fn, *args):  # noqa: ANN001, ANN202 - benchmark helper
+    """(result, fastest wall time) over `repeat` runs: the machine's other load only adds."""
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        out = fn(*args)
+        best = min(best, time.perf_counter() - start)
+    return out, best
+
+
+def run(data: Path, workers: int, seed: int, repeat: int = 1, mix: str = "perturbed") -> dict:
     from t1.config import RewardConfig
     from t1.rewards.math_equal import math_verdict, mv_equal, warm_up
     from t1.rewards.reward import close_pools, score_batch
 
     rows = [json.loads(line) for line in data.read_text().splitlines() if line.strip()]
-    items = build_mix(rows, seed)
-    mv_equal("1", "1", timeouts=True)  # import sympy before timing anything
-    warm_up()  # start the isolated worker
-
-    baseline, t_base = _timed(lambda: [mv_equal(p, r, timeouts=True) for p, r in items])
-    single, t_single = _timed(lambda: [math_verdict(p, r) for p, r in items])
+    items = build_mix(rows, seed) if mix == "perturbed" else build_cross(rows, seed)
+    refs = [r for _, r in items]
     texts = [f"So the final answer is $\\boxed{{{p}}}$." for p, _ in items]
     cfg = RewardConfig(task="math", workers=workers)
-    score_batch(texts[:8], [r for _, r in items[:8]], ["stop"] * 8, None, "math", cfg)  # warm
-    pooled, t_pool = _timed(
-        score_batch, texts, [r for _, r in items], ["stop"] * len(items), None, "math", cfg
+    mv_equal("1", "1", timeouts=True)  # import sympy before timing anything
+    warm_up()  # start the isolated worker
+    warm = ["So $\\boxed{x<3}$."] * (2 * workers)  # needs Math-Verify: starts the pool
+    score_batch(warm, ["3>x"] * len(warm), ["stop"] * len(warm), None, "math", cfg)
+
+    baseline, t_base = _best_of(repeat, lambda: [mv_equal(p, r, timeouts=True) for p, r in items])
+    single, t_single = _best_of(repeat, lambda: [math_verdict(p, r) for p, r in items])
+    pooled, t_pool = _best_of(
+        repeat, score_batch, texts, refs, ["stop"] * len(items), None, "math", cfg
     )
     close_pools()
 
     n = len(items)
-    report = {"items": n, "baseline_items_per_s": n / t_base}
+    report = {"items": n, "mix": mix, "repeat": repeat, "baseline_items_per_s": n / t_base}
     for name, verdicts, seconds in (
         ("single", [v[0] for v in single], t_single),
         ("pool", [r.correct for r in pooled], t_pool),
@@ -139,11 +157,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--repeat", type=int, default=1, help="best of N timings")
+    parser.add_argument("--mix", choices=["perturbed", "cross"], default="perturbed")
     args = parser.parse_args(argv)
     if not args.data.is_file():
         print(f"error: {args.data} not found (MATH-500 JSONL)", file=sys.stderr)
         return 2
-    report = run(args.data, args.workers, args.seed)
+    report = run(args.data, args.workers, args.seed, args.repeat, args.mix)
     print(json.dumps(report, indent=1))
     return 0
 

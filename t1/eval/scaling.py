@@ -27,10 +27,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from t1.config import DataConfig, ScaleStage
 from t1.errors import ConfigError
+from t1.eval.complete import GreedyCompleter
 from t1.eval.evaluate import format_prompts, sampling_params
 from t1.eval.metrics import accuracy_with_interval, maj_at_k
 from t1.rollout.base import Rollout, RolloutEngine, SamplingParams
@@ -62,96 +61,6 @@ def finished_within(rollout: Rollout, budget: int) -> bool:
 def forced_input(rollout: Rollout, budget: int, suffix_ids: Sequence[int]) -> list[int]:
     """prompt + exactly the first `budget` response tokens + the answer-forcing suffix."""
     return list(rollout.prompt_ids) + list(rollout.response_ids[:budget]) + list(suffix_ids)
-
-
-class GreedyCompleter:
-    """Short greedy completions of many inputs: left-padded batches, one prefill, then one token
-    per step over the KV cache (`model.generate` costs ~1 s of set-up per call on CPU, more than
-    a 16-token answer). Inputs are sorted by length so that a batch holds similar lengths."""
-
-    def __init__(self, model: Any, tokenizer: Any, batch_size: int = 32):
-        self.model, self.tokenizer, self.batch_size = model, tokenizer, max(1, batch_size)
-
-    def encode(self, text: str) -> list[int]:
-        """Ids of a piece of text inside a sequence (the suffix): no special tokens added."""
-        return list(self.tokenizer.encode(text, add_special_tokens=False))
-
-    def encode_prompt(self, text: str) -> list[int]:
-        """Ids of a whole input, tokenised as the rollout engines tokenise prompts."""
-        from t1.rollout.hf import encode_prompts
-
-        return encode_prompts(self.tokenizer, [text])[0]
-
-    def decode(self, ids: Sequence[int]) -> str:
-        return self.tokenizer.decode(list(ids), skip_special_tokens=True)
-
-    @torch.no_grad()
-    def complete(self, inputs: Sequence[Sequence[int]], max_new_tokens: int) -> list[list[int]]:
-        """The greedy continuation of each input, cut before its first EOS."""
-        from t1.rollout.hf import eos_ids
-
-        eos = eos_ids(self.tokenizer, self.model)
-        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else eos[0]
-        was_training = self.model.training
-        self.model.eval()
-        out: list[list[int]] = [[] for _ in inputs]
-        order = sorted(range(len(inputs)), key=lambda i: len(inputs[i]))
-        try:
-            for s in range(0, len(order), self.batch_size):
-                idx = order[s : s + self.batch_size]
-                batch = self._batch([inputs[i] for i in idx], max_new_tokens, pad, eos)
-                for i, ids in zip(idx, batch):
-                    cut = [j for j, t in enumerate(ids) if t in eos]
-                    out[i] = ids[: cut[0]] if cut else ids
-        finally:
-            self.model.train(was_training)
-        return out
-
-    def _batch(
-        self, seqs: list[Sequence[int]], steps: int, pad: int, eos: list[int]
-    ) -> list[list[int]]:
-        """Greedy decode of one left-padded batch (positions count real tokens only); stops
-        early once every row has produced an EOS."""
-        device = next(self.model.parameters()).device
-        width = max(len(q) for q in seqs)
-        ids = torch.full((len(seqs), width), pad, dtype=torch.long)
-        mask = torch.zeros((len(seqs), width), dtype=torch.long)
-        for row, q in enumerate(seqs):
-            ids[row, width - len(q) :] = torch.tensor(list(q), dtype=torch.long)
-            mask[row, width - len(q) :] = 1
-        ids, mask = ids.to(device), mask.to(device)
-        pos = (mask.cumsum(-1) - 1).clamp(min=0)  # (B, W)
-        extra = {"logits_to_keep": 1} if _keeps_logits(self.model) else {}
-        out = self.model(
-            input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, **extra
-        )
-        nxt_pos = mask.sum(-1)  # (B,)
-        eos_t = torch.tensor(eos, device=device)
-        done = torch.zeros(len(seqs), dtype=torch.bool, device=device)
-        tokens = []
-        for step in range(steps):
-            tok = out.logits[:, -1].argmax(-1)  # (B,)
-            tokens.append(tok)
-            done |= torch.isin(tok, eos_t)
-            if step == steps - 1 or bool(done.all()):
-                break
-            mask = torch.cat([mask, mask.new_ones((len(seqs), 1))], dim=-1)
-            out = self.model(
-                input_ids=tok[:, None],
-                attention_mask=mask,
-                position_ids=nxt_pos[:, None],
-                past_key_values=out.past_key_values,
-                use_cache=True,
-            )
-            nxt_pos = nxt_pos + 1
-        return torch.stack(tokens, dim=1).tolist()
-
-
-def _keeps_logits(model: Any) -> bool:
-    """Whether the forward takes `logits_to_keep` (spares a (B, W, V) logits tensor)."""
-    import inspect
-
-    return "logits_to_keep" in inspect.signature(model.forward).parameters
 
 
 def grade_budgets(

@@ -19,11 +19,13 @@ tokenizer files: a folder transformers and vLLM both load.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
 import shutil
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -125,8 +127,16 @@ def _load_hf(source: str, gguf_file: str | None, dtype: torch.dtype) -> tuple[An
         config = AutoConfig.from_pretrained(source, **kwargs)
     except (OSError, ValueError) as e:
         raise T1Error(f"cannot read the model config of {source}: {_first_line(e)}") from None
+    model_kwargs = dict(kwargs)
+    if gguf_file:
+        from transformers import GgufConfig
+
+        # plain dense weights: trainable, savable, and what the learner and vLLM expect
+        model_kwargs["quantization_config"] = GgufConfig(gguf_file=gguf_file, dequantize=True)
     try:
-        model = AutoModelForCausalLM.from_pretrained(source, config=config, dtype=dtype, **kwargs)
+        model = AutoModelForCausalLM.from_pretrained(
+            source, config=config, dtype=dtype, **model_kwargs
+        )
     except ValueError as e:
         if "Unrecognized configuration class" in str(e):
             archs = ", ".join(getattr(config, "architectures", None) or [type(config).__name__])
@@ -140,12 +150,46 @@ def _load_hf(source: str, gguf_file: str | None, dtype: torch.dtype) -> tuple[An
         tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
     except (OSError, ValueError) as e:
         raise T1Error(f"cannot load the tokenizer of {source}: {_first_line(e)}") from None
+    if gguf_file:
+        _detach_gguf_quantizer(model)
     return model, tokenizer
+
+
+def _detach_gguf_quantizer(model: Any) -> None:
+    """A dequantised GGUF model is a dense model: drop the quantizer so it saves and trains as one.
+
+    transformers keeps the GGUF quantizer attached even after unpacking every weight, and then
+    refuses `save_pretrained` ("quantized with gguf and is not serializable").
+    """
+    quantizer = getattr(model, "hf_quantizer", None)
+    if quantizer is None:
+        return
+    if not getattr(quantizer.quantization_config, "dequantize", False):
+        raise T1Error("the GGUF weights were not dequantised: t1 needs a dense model")
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    with contextlib.suppress(AttributeError):
+        model.is_quantized = False
 
 
 def _first_line(e: BaseException) -> str:
     text = str(e).strip()
     return text.splitlines()[0] if text else type(e).__name__
+
+
+@contextlib.contextmanager
+def _no_tqdm() -> Iterator[None]:
+    """transformers' GGUF reader draws a raw tqdm bar that its logging switch does not reach."""
+    before = os.environ.get("TQDM_DISABLE")
+    os.environ["TQDM_DISABLE"] = "1"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("TQDM_DISABLE", None)
+        else:
+            os.environ["TQDM_DISABLE"] = before
 
 
 def _load_gguf_cached(folder: str, gguf_file: str, dtype: str) -> tuple[Any, Any]:
@@ -155,7 +199,8 @@ def _load_gguf_cached(folder: str, gguf_file: str, dtype: str) -> tuple[Any, Any
     if (cached / "COMPLETE").is_file():
         return _load_hf(str(cached), None, DTYPES[dtype])
     t0 = time.perf_counter()
-    model, tokenizer = _load_hf(folder, gguf_file, DTYPES[dtype])
+    with _no_tqdm():
+        model, tokenizer = _load_hf(folder, gguf_file, DTYPES[dtype])
     log.info(
         "dequantised %s in %.1f s; caching it in %s", gguf_path, time.perf_counter() - t0, cached
     )
@@ -165,9 +210,9 @@ def _load_gguf_cached(folder: str, gguf_file: str, dtype: str) -> tuple[Any, Any
         (tmp / "COMPLETE").write_text(str(gguf_path))
         shutil.rmtree(cached, ignore_errors=True)
         os.replace(tmp, cached)
-    except OSError as e:  # a read-only or full cache only costs speed
+    except Exception as e:  # a read-only or full cache only costs speed
         shutil.rmtree(tmp, ignore_errors=True)
-        log.warning("could not cache the dequantised GGUF in %s: %s", cached, e)
+        log.warning("could not cache the dequantised GGUF in %s: %s", cached, _first_line(e))
     return model, tokenizer
 
 
@@ -206,7 +251,8 @@ def load_model(cfg: Any) -> tuple[Any, Any]:
         if gguf_file and cfg.cache_gguf:
             model, tokenizer = _load_gguf_cached(source, gguf_file, cfg.dtype)
         else:
-            model, tokenizer = _load_hf(source, gguf_file, dtype)
+            with _no_tqdm() if gguf_file else contextlib.nullcontext():
+                model, tokenizer = _load_hf(source, gguf_file, dtype)
         if gguf_file:
             source = str(Path(source) / gguf_file)
     check_tokenizer(tokenizer, model, source)

@@ -58,6 +58,8 @@ def compare_normalized(a: str, b: str) -> bool | None:
     """`fast_equal` on normalised strings: unions, relations, `\\pm`, containers, scalars."""
     if a == b:
         return True
+    if (_is_constant(a) and _is_collection(b)) or (_is_collection(a) and _is_constant(b)):
+        return False  # one value is never a tuple, interval, set, matrix or union
     unions = _top_level_split(a, "\\cup"), _top_level_split(b, "\\cup")
     if len(unions[0]) > 1 or len(unions[1]) > 1:
         return _unordered(unions[0], unions[1], compare_normalized)
@@ -73,11 +75,13 @@ def compare_normalized(a: str, b: str) -> bool | None:
     if left[0] is None or right[0] is None:  # "-(1,2)" vs "(1,2)" can still be told apart
         negated = _negated_container(a, right) or _negated_container(b, left)
         return False if negated else None
+    is_set = left[0] == right[0] and left[0] in ("", "\\{\\}")  # Math-Verify: order-free
     if left[0] == right[0] and len(left[1]) == len(right[1]):
         in_order = [_element_equal(x, y) for x, y in zip(left[1], right[1])]
         if all(v is True for v in in_order):
             return True
-    is_set = left[0] == right[0] and left[0] in ("", "\\{\\}")  # Math-Verify: order-free
+        if not is_set and False in in_order:  # tuples and intervals are ordered
+            return False
     return _unordered(left[1], right[1], _element_equal, decide_true=False, as_set=is_set)
 
 
@@ -205,6 +209,24 @@ def _negated_container(s: str, other: tuple[str | None, list[str]]) -> bool:
         return False
     negated = [f"-({x})" for x in inner[1]]
     return _unordered(negated, other[1], _element_equal, decide_true=False) is False
+
+
+def _is_constant(s: str) -> bool:
+    """A single number or closed form without variables (`3\\sqrt{13}`, `-\\frac{24}{25}`)."""
+    if parse_number(s) is not None:
+        return True
+    tree = parse_latex(s)
+    return tree is not None and not variables(tree)
+
+
+def _is_collection(s: str) -> bool:
+    """Two or more values: a tuple, interval, list or set, a matrix, a union, `a \\pm b`."""
+    if s.lstrip("-").startswith("\\begin{") or len(_top_level_split(s, "\\pm")) == 2:
+        return True
+    if len(_top_level_split(s, "\\cup")) > 1:
+        return True
+    brackets, elements = split_elements(s)
+    return brackets is not None and len(elements) >= 2
 
 
 def _exact_value(s: str) -> Fraction | None:

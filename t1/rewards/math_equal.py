@@ -54,14 +54,7 @@ def math_verdict(
     """`math_equal` and how the verdict was reached: "fast", "verify", "timeout" or "error"."""
     if not isinstance(pred, str) or not isinstance(ref, str):
         return False, "error"
-    if not pred.strip() or not ref.strip():
-        return False, "fast"
-    if len(pred) > MAX_ANSWER_CHARS or len(ref) > MAX_ANSWER_CHARS:
-        return pred.strip() == ref.strip(), "fast"
-    try:
-        quick = fast_equal(pred, ref)
-    except (ValueError, ArithmeticError, RecursionError, OverflowError):
-        quick = None
+    quick = fast_verdict(pred, ref)
     if quick is not None:
         return quick, "fast"
     if timeout_s is None:
@@ -69,6 +62,18 @@ def math_verdict(
     if _inline:
         return verify_inline(pred, ref, timeout_s * SOFT_SHARE)
     return _isolated().call(pred, ref, timeout_s)
+
+
+def fast_verdict(pred: str, ref: str) -> bool | None:
+    """The fast path alone: True / False when it is sure, None when Math-Verify must decide."""
+    if not pred.strip() or not ref.strip():
+        return False
+    if len(pred) > MAX_ANSWER_CHARS or len(ref) > MAX_ANSWER_CHARS:
+        return pred.strip() == ref.strip()
+    try:
+        return fast_equal(pred, ref)
+    except (ValueError, ArithmeticError, RecursionError, OverflowError):
+        return None
 
 
 def warm_up() -> None:

@@ -2,7 +2,8 @@
 
 `normalize_answer` maps spellings of one answer to one string (the MATH convention of Hendrycks
 et al., extended): spaces, `\\left`/`\\right`, `\\!`, `\\dfrac`->`\\frac`, `\\frac12`->`\\frac{1}{2}`,
-`^\\circ`, `\\%`, trailing units in `\\text{}`, thousands separators, `x = ` prefixes, trailing `.`.
+`^\\circ`, `\\%`, trailing units in `\\text{}`, thousands separators, `x = ` prefixes, trailing `.`,
+base subscripts (`1011_2` -> `1011`: Math-Verify ignores them, and agreeing with it is the goal).
 
 `parse_number` reads the plain numeric forms exactly, as a `Fraction`: `-3`, `0.5`, `.5`, `1/2`,
 `\\frac{1}{2}`, `-\\frac{3}{4}`, `1{,}000`, `2.5\\times10^{3}` (not `1e3`:
@@ -31,6 +32,8 @@ _RENAME = (
     ("−", "-"),
     ("\\emptyset", "\\varnothing"),
 )
+# MATH writes thousands as `10,\\!080` or `10{,}080`: a separator however spaced, never a list
+_SEPARATOR_RE = re.compile(r"(\d)(?:,\\!|\{,\})\s*(?=\d{3}(?!\d))")
 _LEFT_RIGHT_RE = re.compile(r"\\(?:left|right|bigl|bigr|Bigl|Bigr|big|Big)(?![a-zA-Z])")
 _DEGREE_RE = re.compile(r"\^\s*\{?\s*\\circ\s*\}?|°|\\circ(?![a-zA-Z])|\\degree")
 _PERCENT_RE = re.compile(r"\\?%")
@@ -43,6 +46,7 @@ _UNIT_TAIL_RE = re.compile(
 _FRAC_SHORT_RE = re.compile(r"\\frac\s*(\d|\{[^{}]*\})\s*(\d|\{[^{}]*\})")
 _SQRT_SHORT_RE = re.compile(r"\\sqrt\s*(\d+)")
 _COMMAND_SPACE_RE = re.compile(r"(\\[a-zA-Z]+)\s+(?=[a-zA-Z])")
+_BASE_RE = re.compile(r"^([-+]?\d+)_\{?\d+\}?$")
 _ASSIGN_RE = re.compile(r"^[a-zA-Z](?:_\{?\w+\}?)?\s*=\s*(?=[^=])")
 _THOUSANDS_RE = re.compile(r"^[-+]?\d{1,3}(?:(?:,|\{,\}|\\,)\d{3})+(?:\.\d+)?$")
 _INT_RE = re.compile(r"^[-+]?(?:\d+(?:\.\d*)?|\.\d+)$")
@@ -59,7 +63,7 @@ def normalize_answer(answer: str) -> str:
     >>> normalize_answer("1,000 \\\\text{ cm}")
     '1000'
     """
-    s = answer.strip()
+    s = _SEPARATOR_RE.sub(r"\1", answer.strip())
     s = _DROP_RE.sub("", s)
     for old, new in _RENAME:
         s = s.replace(old, new)
@@ -80,6 +84,7 @@ def normalize_answer(answer: str) -> str:
     if thousands:
         s = s.replace("{,}", "").replace("\\,", "").replace(",", "")
     s = s.rstrip(".")
+    s = _BASE_RE.sub(r"\1", s)  # "1011_2" -> "1011": Math-Verify ignores the base too
     if s.startswith("."):
         s = "0" + s
     elif s.startswith("-."):

@@ -13,7 +13,9 @@ A disabled penalty (None) is skipped; a verifier that raises or overruns the tim
 (`in_process = True`: countdown, linear, gsm8k), with a soft per-item limit on the main thread
 (the math verifier's Math-Verify calls have their own hard limit in a killable worker). With
 `workers > 0` the other verifiers run in a persistent pool of processes (created once, reused);
-each item has its own deadline and a worker that overruns it is killed and replaced.
+each item has its own deadline and a worker that overruns it is killed and replaced. A verifier
+with a `quick(text, reference)` method (math: extraction + the fast path) decides most items in
+this process first, so only the few that need Math-Verify cross to the pool.
 """
 
 from __future__ import annotations
@@ -26,13 +28,12 @@ from t1.config import RewardConfig
 from t1.errors import ConfigError
 from t1.rewards.base import RewardResult, Verifier
 from t1.rewards.penalties import is_garbage, is_repetitive, is_truncated
-from t1.rewards.verifiers import _REGISTRY, get_verifier
+from t1.rewards.verifiers import BUILTIN_TASKS, get_verifier
 from t1.rewards.workers import SoftTimeout, WorkerPool, soft_limit
 
 log = logging.getLogger("t1.rewards")
 
 PENALTIES = ("truncated", "repetitive", "garbage", "failure")
-BUILTIN_TASKS = frozenset(_REGISTRY)
 # slack of the in-process soft limit beyond the verifier's own limit (which should fire first)
 SOFT_SLACK_S = 1.0
 
@@ -128,17 +129,44 @@ def score_batch(
             _score_here(t, r, f, i, verifier, cfg, limit)
             for t, r, f, i in zip(texts, references, finish_reasons, ids)
         ]
+    return _score_pooled(texts, references, finish_reasons, ids, task, verifier, cfg)
+
+
+def _score_pooled(
+    texts: Sequence[str],
+    references: Sequence[str],
+    finish_reasons: Sequence[str | None],
+    ids: list,
+    task: str,
+    verifier: Verifier,
+    cfg: RewardConfig,
+) -> list[RewardResult]:
+    """What the verifier's cheap `quick` path decides is scored here; the rest in the pool."""
+    results: list[RewardResult | None] = [None] * len(texts)
+    quick = getattr(verifier, "quick", None)
+    for k, (text, ref) in enumerate(zip(texts, references)):
+        try:
+            verdict = quick(text, ref) if quick is not None else None
+        except Exception:  # noqa: BLE001 - the worker will report it properly
+            verdict = None
+        if verdict is not None:
+            results[k] = apply_penalties(verdict, text, finish_reasons[k], ids[k], cfg)
+    todo = [k for k, r in enumerate(results) if r is None]
     items = [
-        (task, t, r, f, None if i is None else list(i), cfg)
-        for t, r, f, i in zip(texts, references, finish_reasons, ids)
+        (task, texts[k], references[k], finish_reasons[k], _as_list(ids[k]), cfg) for k in todo
     ]
-    outcomes = _pool(cfg.workers).run("score", items, cfg.timeout_s + SOFT_SLACK_S)
-    return [
-        o.value
-        if o.status == "ok"
-        else failure_result(cfg, str(o.value or "timed out"), timeout=o.status == "timeout")
-        for o in outcomes
-    ]
+    outcomes = _pool(cfg.workers).run("score", items, cfg.timeout_s + SOFT_SLACK_S) if todo else []
+    for k, outcome in zip(todo, outcomes):
+        if outcome.status == "ok":
+            results[k] = outcome.value
+        else:
+            reason = str(outcome.value or "timed out")
+            results[k] = failure_result(cfg, reason, timeout=outcome.status == "timeout")
+    return [r for r in results if r is not None]
+
+
+def _as_list(ids: Sequence[int] | None) -> list[int] | None:
+    return None if ids is None else list(ids)
 
 
 def score_local(

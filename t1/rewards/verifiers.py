@@ -32,7 +32,7 @@ from t1.errors import ConfigError, DataError
 from t1.rewards.arith import ArithError, evaluate
 from t1.rewards.base import RewardResult, Verifier
 from t1.rewards.extraction import extract_answer, last_number, reference_answer
-from t1.rewards.math_equal import DEFAULT_TIMEOUT_S, math_verdict
+from t1.rewards.math_equal import DEFAULT_TIMEOUT_S, fast_verdict, math_verdict
 from t1.rewards.normalize import parse_number
 
 _ASSIGN_RE = re.compile(r"^\s*[a-zA-Z]\w*\s*=\s*")
@@ -61,6 +61,15 @@ class MathVerifier:
         return _verdict(
             equal, answer, timeout=float(how == "timeout"), slow_path=float(how != "fast")
         )
+
+    def quick(self, text: str, reference: str) -> RewardResult | None:
+        """The verdict when the fast path decides it, else None (batch scoring then sends the
+        item to a worker process): most items never pay for inter-process traffic."""
+        answer = extract_answer(text)
+        if answer is None:
+            return _verdict(False, None)
+        equal = fast_verdict(answer, reference_answer(reference))
+        return None if equal is None else _verdict(equal, answer, timeout=0.0, slow_path=0.0)
 
 
 class GSM8KVerifier:
@@ -171,8 +180,14 @@ _REGISTRY: dict[str, Callable[..., Verifier]] = {
 }
 
 
+BUILTIN_TASKS = frozenset(_REGISTRY)
+
+
 def register_verifier(name: str, factory: Callable[..., Verifier]) -> None:
-    """Make `get_verifier(name)` build verifiers with `factory` (in this process only)."""
+    """Make `get_verifier(name)` build verifiers with `factory` (in this process only: batch
+    scoring then stays in-process; name a "package.module:factory" for worker processes)."""
+    if name in BUILTIN_TASKS:
+        raise ConfigError(f"verifier {name!r} is built in; register yours under another name")
     _REGISTRY[name] = factory
 
 

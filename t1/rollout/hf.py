@@ -14,11 +14,13 @@ len(prompts) * n `Rollout`s grouped by prompt (prompt 0's n samples, then prompt
 - The engine shares the learner's module (no copy): `update_weights(model)` only rebinds it.
   Generation runs under `torch.no_grad()` in eval mode and restores the previous mode after.
 
-Why it is faster than `model.generate` on small models, where per-token Python work dominates:
-rows are bucketed by prompt length (K copies of a prompt are neighbours, so most batches have
-no padding and need no attention mask); each distinct prompt is prefilled once and its cache
-copied to its K rows; finished rows leave the batch; the KV cache grows in place
-(`t1.rollout.cache`) instead of being re-concatenated every step.
+Why it is faster than `model.generate` on small CPU models (measured: benchmarks/rollout.py):
+the KV cache grows in place (`t1.rollout.cache`) instead of being re-concatenated every step,
+which was generate's largest cost after attention and matmuls; finished rows leave the batch
+when that saves more than the cache copy costs (`should_compact`); rows are bucketed by prompt
+length (K copies of a prompt are neighbours, so batches often need no attention mask) and each
+distinct prompt is prefilled once, its cache copied to its K rows; and on CPU, models under
+20 M parameters decode with one intra-op thread (`cpu_threads`).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import torch
 from t1.errors import T1Error
 from t1.rollout.base import Rollout, SamplingParams
 from t1.rollout.cache import make_cache
+from t1.rollout.logprobs import supports_logits_to_keep
 from t1.rollout.sampling import sample_next
 
 
@@ -199,13 +202,14 @@ class HFEngine:
         ids, mask = ids.to(device), mask.to(device)
         positions = (mask.cumsum(-1) - 1).clamp_(min=0)
         cache = make_cache(self.model, capacity=L + new_tokens)
+        keep_last = {"logits_to_keep": 1} if supports_logits_to_keep(self.model) else {}
         out = self.model(
             input_ids=ids,
             attention_mask=mask if min(lens) < L else None,
             position_ids=positions,
             past_key_values=cache,
             use_cache=True,
-            logits_to_keep=1,
+            **keep_last,
         )
         index = torch.tensor([where[p] for p in srcs], device=device)
         if len(uniq) != len(srcs) or not torch.equal(index, torch.arange(len(srcs), device=device)):

@@ -6,9 +6,10 @@ For response token y_t with logits z_t (the position before it) and temperature 
     H_t    = logsumexp(z_t / T) - sum_v softmax(z_t / T)_v * z_t,v / T  (full-vocabulary entropy)
 
 Only the R + 1 last positions' logits are computed (`logits_to_keep`), one micro-batch at a time,
-so the largest float32 tensor is (micro_batch, R, V). Autograd is kept when grad is enabled:
-the learner backpropagates through `logp` (and `entropy` for the entropy bonus). Padded response
-positions get logp = 0 and entropy = 0.
+so the largest float32 tensor is (micro_batch, R, V); the entropy is `t1.algo.token_entropy`
+(chunked; its backward recomputes the softmax instead of keeping it). Autograd is kept when grad
+is enabled: the learner backpropagates through `logp` (and `entropy` for the entropy bonus).
+Padded response positions get logp = 0 and entropy = 0.
 """
 
 from __future__ import annotations
@@ -18,10 +19,15 @@ from typing import Any
 
 import torch
 
+from t1.algo import token_entropy
 from t1.rollout.batch import Batch
 
+# positions per chunk of the entropy computation (memory: a few chunk x V float32 buffers)
+ENTROPY_CHUNK = 512
 
-def _supports_logits_to_keep(model: Any) -> bool:
+
+def supports_logits_to_keep(model: Any) -> bool:
+    """Whether `model.forward` can skip the lm_head on positions whose logits nobody reads."""
     try:
         return "logits_to_keep" in inspect.signature(model.forward).parameters
     except (TypeError, ValueError):
@@ -36,7 +42,7 @@ def response_logits(
     R: int,
 ) -> torch.Tensor:
     """(b, R, V) logits predicting the R response tokens (columns P-1 .. P+R-2)."""
-    kwargs = {"logits_to_keep": R + 1} if _supports_logits_to_keep(model) else {}
+    kwargs = {"logits_to_keep": R + 1} if supports_logits_to_keep(model) else {}
     out = model(
         input_ids=input_ids,
         attention_mask=attention_mask,
@@ -57,10 +63,8 @@ def tempered_logprobs(
     logp = z.gather(-1, targets.unsqueeze(-1)).squeeze(-1) - lse
     if not with_entropy:
         return logp, None
-    probs = torch.softmax(z, dim=-1)  # (b, R, V)
-    # tokens with logit -inf have p = 0 and add nothing (0 * -inf would be NaN)
-    entropy = lse - (probs * z.nan_to_num(neginf=0.0)).sum(-1)
-    return logp, entropy
+    # chunked, with a backward that keeps only z: no extra (b, R, V) tensors held for autograd
+    return logp, token_entropy(z, chunk_size=ENTROPY_CHUNK)
 
 
 def compute_logprobs(

@@ -105,10 +105,17 @@ def make_batch(examples: list[Example], rows: list[list[int]], pad_id: int) -> B
 
 
 def collate(examples: list[Example], pack: bool, max_len: int, pad_id: int) -> Batch:
-    """One micro-batch: packed rows of up to `max_len` tokens, or one sequence a row."""
+    """One micro-batch: packed rows, or one sequence a row (longest first).
+
+    Packed rows are as long as the micro-batch's longest sequence (at most `max_len`): the
+    attention cost grows with the square of the row length whatever the mask hides, so rows
+    no longer than unpacked ones, filled with the short sequences, waste the least (measured on
+    linear-task traces, 0.8 M-parameter model, CPU time of forward + backward: 6.5-7.1 k tok/s
+    packed this way, 5.5-5.8 k packed to 512, 5.2-5.3 k unpacked).
+    """
     lengths = [len(e.ids) for e in examples]
     if pack:
-        rows = pack_rows(lengths, max_len)
+        rows = pack_rows(lengths, min(max_len, max(lengths)))
     else:
         rows = [[i] for i in sorted(range(len(examples)), key=lambda i: -lengths[i])]
     return make_batch(examples, rows, pad_id)

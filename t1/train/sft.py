@@ -80,6 +80,7 @@ def total_steps(n_train: int, batch_size: int, epochs: int, max_steps: int) -> i
 
 
 def micro_batches_per_step(batch_size: int, micro_batch_size: int, grad_accum: int) -> int:
+    """Forward/backward passes per step: enough to respect micro_batch_size, >= grad_accum."""
     return max(grad_accum, math.ceil(batch_size / micro_batch_size))
 
 
@@ -190,6 +191,8 @@ class SFTData:
     held: list[Example]
     dropped: int
     fingerprint: str
+    # malformed rows data.skip_bad_rows skipped while loading
+    skipped_rows: int = 0
 
 
 @dataclass
@@ -205,6 +208,8 @@ class Session:
     data: SFTData
     state: LoopState
     n_steps: int
+    # the checkpoint this run continues from (None: a fresh start)
+    resumed_from: Path | None = None
 
     @property
     def pad_id(self) -> int:
@@ -227,7 +232,8 @@ def prepare_data(cfg: Any, traces: list[Any], tokenizer: Any, model: Any) -> SFT
         warnings.warn(f"{where}: {dropped} traces longer than sft.max_len dropped", stacklevel=2)
     train_idx, held_idx = split_eval(len(examples), cfg.sft.eval_fraction, cfg.trainer.seed)
     train, held = [examples[i] for i in train_idx], [examples[i] for i in held_idx]
-    return SFTData(train, held, dropped, f"{fingerprint(examples)}-{len(train)}-{len(held)}")
+    fp = f"{fingerprint(examples)}-{len(train)}-{len(held)}"
+    return SFTData(train, held, dropped, fp, getattr(traces, "skipped", 0))
 
 
 def _micro_batches(chosen: list[Example], cfg: Any, pad_id: int) -> list[Batch]:
@@ -368,7 +374,7 @@ def _start(cfg: Any, traces: Any, model: Any, tokenizer: Any, resume: bool) -> S
     n_steps = total_steps(len(data.train), cfg.sft.batch_size, cfg.sft.epochs, cfg.trainer.steps)
     sched = make_scheduler(opt, cfg.optim, n_steps)
     state = _restore(ckpt, opt, sched, data.fingerprint) if ckpt else LoopState()
-    return Session(cfg, run, model, tokenizer, opt, sched, data, state, n_steps)
+    return Session(cfg, run, model, tokenizer, opt, sched, data, state, n_steps, ckpt)
 
 
 def train_sft(
@@ -382,11 +388,12 @@ def train_sft(
 
     `traces` (Trace records or dicts with prompt/response) replace data.train; `model` and
     `tokenizer` replace cfg.model. With `resume`, the latest complete checkpoint of
-    trainer.out is the starting point (a fresh start when there is none).
+    trainer.out is the starting point, its weights replacing `model` (a fresh start when
+    there is none). Without it, a trainer.out that already holds a run is an error.
     """
     ses = _start(cfg, traces, model, tokenizer, resume)
     ses.run.write_config(cfg)
-    resumed = ses.state.step if resume and ses.state.last_good else None
+    resumed = ses.state.step if ses.resumed_from else None
     logger = MetricLogger(ses.run.path, cfg.trainer.tensorboard, resume_step=resumed)
     began = time.perf_counter()
     try:
@@ -402,6 +409,7 @@ def train_sft(
         "n_train": len(ses.data.train),
         "n_eval": len(ses.data.held),
         "dropped": ses.data.dropped,
+        "skipped_rows": ses.data.skipped_rows,
         "seconds": time.perf_counter() - began,
         "stopped": stopped,
         "final": str(final) if final else None,

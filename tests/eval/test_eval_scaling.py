@@ -6,8 +6,8 @@ import pytest
 from eval_fakes import FakeProblem, ReadingCompleter
 
 from t1.config import DataConfig
+from t1.eval.complete import GreedyCompleter
 from t1.eval.scaling import (
-    GreedyCompleter,
     curves,
     default_suffix,
     finished_within,

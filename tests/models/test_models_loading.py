@@ -12,6 +12,7 @@ import torch
 from t1.config import ModelConfig, TinyModelConfig
 from t1.errors import T1Error
 from t1.models import build_char_tokenizer, build_tiny_model, find_smollm2, load_model, save_model
+from t1.models.loading import resolve_source
 from t1.train.checkpoint import save_checkpoint
 
 SMALL = TinyModelConfig(
@@ -137,3 +138,16 @@ def test_find_smollm2_points_at_a_gguf_file():
         assert found is None
     else:
         assert found is not None and found.suffix == ".gguf" and found.is_file()
+
+
+def test_hub_ids_are_recognised_only_when_not_on_disk(tmp_path):
+    assert resolve_source("HuggingFaceTB/SmolLM2-135M-Instruct") == (
+        "HuggingFaceTB/SmolLM2-135M-Instruct",
+        None,
+    )
+    with pytest.raises(T1Error, match="not found"):
+        resolve_source("./runs/missing")
+    gguf = tmp_path / "m.gguf"
+    gguf.write_bytes(b"")
+    assert resolve_source(str(gguf)) == (str(tmp_path), "m.gguf")
+    assert resolve_source(str(tmp_path)) == (str(tmp_path), "m.gguf")  # the folder's only .gguf

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from t1.rewards.fast_equal import fast_equal
-from t1.rewards.math_equal import math_equal, math_verdict
+from t1.rewards.math_equal import math_equal, math_verdict, warm_up
 
 # (pred, ref, expected): each line a case a grader must get right
 TABLE = [
@@ -131,11 +131,17 @@ def test_fast_path_decides_the_common_cases_without_math_verify() -> None:
 
 
 def test_math_verify_decides_what_the_fast_path_defers() -> None:
-    # \pm is outside the fast path's grammar: Math-Verify reads it as the pair of roots
-    assert math_verdict("1 \\pm \\sqrt{19}", "1\\pm\\sqrt{19} ") == (True, "fast")  # same text
-    assert math_verdict("1+\\sqrt{19}, 1-\\sqrt{19}", "1 \\pm \\sqrt{19}") == (True, "verify")
+    # powers of functions, relations and sets of different sizes are left to Math-Verify
+    assert math_verdict("\\sin^2 x + \\cos^2 x", "1") == (True, "verify")
+    assert math_verdict("x<3", "3>x") == (True, "verify")
+    pm_set = "\\{1\\pm\\sqrt{5},-2\\}"
+    assert math_verdict(pm_set, "\\{1+\\sqrt5, 1-\\sqrt5, -2\\}") == (True, "verify")
+
+
+def test_plus_minus_is_the_pair_of_values() -> None:
+    assert math_verdict("1+\\sqrt{19}, 1-\\sqrt{19}", "1 \\pm \\sqrt{19}") == (True, "fast")
     # sqrt(19) +- 1 is {sqrt(19)+1, sqrt(19)-1}, not {1+sqrt(19), 1-sqrt(19)}
-    assert math_verdict("\\sqrt{19} \\pm 1", "1 \\pm \\sqrt{19}") == (False, "verify")
+    assert math_verdict("\\sqrt{19} \\pm 1", "1 \\pm \\sqrt{19}") == (False, "fast")
 
 
 def test_empty_and_non_string_inputs_are_not_equal() -> None:
@@ -148,7 +154,7 @@ def test_hard_time_limit_off_the_main_thread() -> None:
     # 9999999! is a C-level bignum computation no signal can interrupt: the worker is killed.
     # The same from a thread, where Math-Verify's signal.alarm would raise ValueError.
     results: list[tuple[bool, str, float]] = []
-    math_verdict("1+\\sqrt{19}, 1-\\sqrt{19}", "1 \\pm \\sqrt{19}")  # start the worker first
+    warm_up()  # start the worker first: its imports are not part of the limit
 
     def grade() -> None:
         start = time.monotonic()
@@ -161,7 +167,11 @@ def test_hard_time_limit_off_the_main_thread() -> None:
     assert results and results[0][:2] == (False, "timeout")
     assert results[0][2] < 1.5
     # the worker comes back for the next call
-    assert math_verdict("1+\\sqrt{19}, 1-\\sqrt{19}", "1 \\pm \\sqrt{19}", timeout_s=10.0) == (
-        True,
-        "verify",
-    )
+    assert math_verdict("x<3", "3>x", timeout_s=10.0) == (True, "verify")
+
+
+def test_base_subscripts_follow_math_verify() -> None:
+    # Math-Verify drops a base subscript (1011_2 reads as 1011); the fast path agrees with it,
+    # since a verdict that differs from the reference grader would be a silent reward change
+    assert math_verdict("1011_2", "1011") == (True, "fast")
+    assert math_verdict("11_2", "3") == (False, "fast")

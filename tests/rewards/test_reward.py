@@ -103,27 +103,38 @@ def test_score_batch_from_a_thread() -> None:
     # the math verifier's hard limit must work off the main thread (no signal.alarm)
     cfg = RewardConfig(task="math", timeout_s=1.0)
     out: list = []
-    texts = ["\\boxed{\\frac{1}{2}}", "\\boxed{9999999!}", "\\boxed{1+\\sqrt{19}, 1-\\sqrt{19}}"]
-    refs = ["0.5", "1", "1 \\pm \\sqrt{19}"]
+    texts = ["\\boxed{\\frac{1}{2}}", "\\boxed{9999999!}", "\\boxed{x<3}"]
+    refs = ["0.5", "1", "3>x"]  # fast path, killed at the limit, Math-Verify
     thread = threading.Thread(
         target=lambda: out.extend(score_batch(texts, refs, ["stop"] * 3, None, "math", cfg))
     )
     thread.start()
     thread.join(timeout=60)
     assert [r.correct for r in out] == [True, False, True]
+    assert [r.metrics["slow_path"] for r in out] == [0.0, 1.0, 1.0]
     assert out[1].metrics["timeout"] == 1.0
 
 
 def test_pool_matches_in_process_and_survives_hangs() -> None:
-    texts = ["\\boxed{\\frac{1}{2}}", "\\boxed{2}", "none", "\\boxed{(x+1)^2}"]
-    refs = ["0.5", "3", "1", "x^2+2x+1"]
-    reasons = ["stop", "stop", "stop", "length"]
+    texts = ["\\boxed{\\frac{1}{2}}", "\\boxed{2}", "none", "\\boxed{(x+1)^2}", "\\boxed{x<3}"]
+    refs = ["0.5", "3", "1", "x^2+2x+1", "3>x"]  # the last one needs Math-Verify (a worker)
+    reasons = ["stop", "stop", "stop", "length", "stop"]
     serial = score_batch(texts, refs, reasons, None, "math", RewardConfig(task="math"))
     try:
         pooled = score_batch(texts, refs, reasons, None, "math", RewardConfig(workers=2))
         assert [(r.score, r.penalty, r.correct) for r in pooled] == [
             (r.score, r.penalty, r.correct) for r in serial
         ]
+        assert [r.score for r in pooled] == [1.0, 0.0, -1.0, -1.0, 1.0]
+        slow = score_batch(
+            ["\\boxed{9999999!}"],
+            ["1"],
+            ["stop"],
+            None,
+            "math",
+            RewardConfig(workers=2, timeout_s=1.0),
+        )
+        assert not slow[0].correct and slow[0].metrics["timeout"] == 1.0
         cfg = RewardConfig(task="reward_plugins:Hanging", workers=2, timeout_s=0.5)
         start = time.monotonic()
         out = score_batch(["ok", "hang", "ok"], ["ok"] * 3, ["stop"] * 3, None, cfg.task, cfg)

@@ -100,3 +100,13 @@ def test_math_verifier() -> None:
     assert not verifier("so \\boxed{(3, \\pi)}", solution).correct
     missing = verifier("no box here", "5")
     assert missing.answer is None and not missing.correct
+
+
+def test_register_verifier(monkeypatch: pytest.MonkeyPatch) -> None:
+    from t1.rewards import register_verifier, verifiers
+
+    monkeypatch.setattr(verifiers, "_REGISTRY", dict(verifiers._REGISTRY))  # undone after
+    with pytest.raises(ConfigError, match="built in"):
+        register_verifier("math", lambda: None)
+    register_verifier("always_right_for_tests", lambda: lambda text, ref: None)
+    assert "always_right_for_tests" in verifier_names()

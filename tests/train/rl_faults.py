@@ -1,0 +1,75 @@
+"""Verifiers and fault injection for the RL reliability tests (tests/train/test_rl_reliability.py).
+
+A config names a verifier here as `reward.task="rl_faults:<factory>"`; `get_verifier` imports
+this module, in the test process or in a `python -m t1 rl` subprocess (PYTHONPATH=tests/train).
+Importing it also arms the fault that the environment asks for:
+
+    T1_TEST_KILL_IN_SAVE=N   SIGKILL this process while it writes checkpoint step N, after the
+                             weights and tokenizer are in `.step-N.tmp/` and before the trainer
+                             state, the COMPLETE marker and the rename
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from t1.rewards import RewardResult
+
+KILL_IN_SAVE = "T1_TEST_KILL_IN_SAVE"
+
+
+def digit_first(**kwargs: object) -> DigitFirst:
+    return DigitFirst()
+
+
+class DigitFirst:
+    """Correct when the response starts with a digit (rl_toy's task, importable by name)."""
+
+    def __call__(self, text: str, reference: str) -> RewardResult:
+        ok = bool(text) and text[0].isdigit()
+        return RewardResult(score=float(ok), correct=ok, answer=text[:1] or None)
+
+
+class Flaky(DigitFirst):
+    """Hangs on its first call and raises on its second; grades the rest like DigitFirst.
+
+    The trainer builds a fresh verifier every step, so each step has one hang and one raise.
+    """
+
+    hang_s = 30.0
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self, text: str, reference: str) -> RewardResult:
+        self.calls += 1
+        if self.calls == 1:
+            time.sleep(self.hang_s)
+        if self.calls == 2:
+            raise RuntimeError("verifier bug")
+        return super().__call__(text, reference)
+
+
+def flaky(**kwargs: object) -> Flaky:
+    return Flaky()
+
+
+def _arm_kill_in_save(step: int) -> None:
+    real_save = torch.save
+
+    def save(obj: Any, f: Any, *args: Any, **kwargs: Any) -> None:
+        if isinstance(f, str | os.PathLike) and Path(f).parent.name == f".step-{step}.tmp":
+            os.kill(os.getpid(), signal.SIGKILL)
+        real_save(obj, f, *args, **kwargs)
+
+    torch.save = save
+
+
+if os.environ.get(KILL_IN_SAVE):
+    _arm_kill_in_save(int(os.environ[KILL_IN_SAVE]))
