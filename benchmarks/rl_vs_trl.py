@@ -169,7 +169,9 @@ def run_trl(model_dir: str, seed: int, s: Settings, out_dir: str) -> dict[str, A
     rewards: list[float] = []
     tokens: list[int] = []
 
-    def reward_fn(completions: list[str], completion_ids: list[list[int]], **kw: Any) -> list[float]:
+    def reward_fn(
+        completions: list[str], completion_ids: list[list[int]], **kw: Any
+    ) -> list[float]:
         scores = [digit_first(c) for c in completions]
         rewards.append(sum(scores) / len(scores))
         tokens.append(sum(len(ids) for ids in completion_ids))
@@ -265,17 +267,19 @@ def evaluate(model_dir: str, s: Settings, samples: int = 16, n: int = 16) -> flo
 
 # ---------------------------------------------------------------------------------- driver
 def summarise(raw: dict[str, Any], tail: int = 5) -> dict[str, float]:
-    """Steady-state rates over steps 2..N (step 1 includes one-time warm-up) and final reward."""
-    st, tokens, rewards = raw["stamps"], raw["tokens"], raw["rewards"]
-    n = len(st) - 1
-    span = st[-1] - st[1] if n > 1 else st[-1] - st[0]
-    steps = n - 1 if n > 1 else n
-    return {
-        "steps_per_s": steps / span,
-        "tokens_per_s": sum(tokens[-steps:]) / span,
-        "train_reward_last": statistics.fmean(rewards[-tail:]),
-        "total_s": st[-1] - st[0],
-    }
+    """Rates over steps 2..N (step 1 includes one-time warm-up), per wall and per CPU second.
+
+    The CPU-time rates (this process's user + system time) are the steadier figure on a machine
+    whose cores are shared with other jobs: waiting for a core costs wall time, not CPU time.
+    """
+    wall, cpu, tokens, rewards = raw["stamps"], raw["cpu"], raw["tokens"], raw["rewards"]
+    steps = len(wall) - 2
+    out = {"train_reward_last": statistics.fmean(rewards[-tail:])}
+    for name, st in (("", wall), ("cpu_", cpu)):
+        span = st[-1] - st[1]
+        out[f"{name}steps_per_s"] = steps / span
+        out[f"{name}tokens_per_s"] = sum(tokens[-steps:]) / span
+    return out
 
 
 def worker_main(args: argparse.Namespace) -> None:
@@ -365,27 +369,43 @@ def main() -> None:
             results[fw].append(row)
             print(
                 f"  {fw:>3} seed {seed}: {row['steps_per_s']:.2f} steps/s, "
-                f"{row['tokens_per_s']:.0f} tok/s, train reward (last 5) "
-                f"{row['train_reward_last']:.3f}, eval reward {row['eval_reward']:.3f}"
+                f"{row['tokens_per_s']:.0f} tok/s ({row['cpu_steps_per_s']:.2f} steps and "
+                f"{row['cpu_tokens_per_s']:.0f} tok per CPU-s), train reward (last 5) "
+                f"{row['train_reward_last']:.3f}, eval reward {row['eval_reward']:.3f}",
+                flush=True,
             )
     report(results)
 
 
+KEYS = {
+    "steps/s": "steps_per_s",
+    "tokens/s": "tokens_per_s",
+    "steps/CPU-s": "cpu_steps_per_s",
+    "tokens/CPU-s": "cpu_tokens_per_s",
+    "train reward": "train_reward_last",
+    "eval reward": "eval_reward",
+}
+
+
 def report(results: dict[str, list[dict[str, float]]]) -> None:
-    print(f"{'':>4} {'steps/s':>16} {'tokens/s':>18} {'train reward':>16} {'eval reward':>16}")
+    print(f"{'':>4} " + " ".join(f"{name:>16}" for name in KEYS))
     for fw, rows in results.items():
         if not rows:
             print(f"{fw:>4} (no successful run)")
             continue
-        cols = [[r[key] for r in rows] for key in ("steps_per_s", "tokens_per_s")]
-        cols += [[r[key] for r in rows] for key in ("train_reward_last", "eval_reward")]
-        print(f"{fw:>4} " + " ".join(f"{mean_std(c):>16}" for c in cols))
-    if results["t1"] and results["trl"]:
-        mean = {fw: {k: statistics.fmean(r[k] for r in rows) for k in rows[0]} for fw, rows in results.items()}
-        for key, name in (("steps_per_s", "steps/s"), ("tokens_per_s", "tokens/s")):
-            print(f"ratio {name} t1/trl: {mean['t1'][key] / mean['trl'][key]:.2f}x")
-        gap = mean["t1"]["eval_reward"] - mean["trl"]["eval_reward"]
-        print(f"eval reward t1 - trl: {gap:+.3f}")
+        print(
+            f"{fw:>4} " + " ".join(f"{mean_std([r[k] for r in rows]):>16}" for k in KEYS.values())
+        )
+    if not (results["t1"] and results["trl"]):
+        return
+    mean = {
+        fw: {k: statistics.fmean(r[k] for r in rows) for k in rows[0]}
+        for fw, rows in results.items()
+    }
+    for name, key in list(KEYS.items())[:4]:
+        print(f"ratio {name} t1/trl: {mean['t1'][key] / mean['trl'][key]:.2f}x")
+    gap = mean["t1"]["eval_reward"] - mean["trl"]["eval_reward"]
+    print(f"eval reward t1 - trl: {gap:+.3f}")
 
 
 if __name__ == "__main__":

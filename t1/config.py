@@ -91,6 +91,8 @@ class RolloutConfig:
     engine: Literal["hf", "vllm"] = "hf"
     # sequences per generate call of the HF engine
     batch_size: int = 64
+    # HF engine on CPU: intra-op threads while generating (null: 1 below 20 M parameters, else as set)
+    hf_threads: int | None = None
     # vLLM: share of GPU memory for weights and KV cache when colocated with the learner
     gpu_memory_utilization: float = 0.4
     # vLLM: GPUs per rollout engine

@@ -17,7 +17,6 @@ import copy
 import dataclasses
 import math
 import time
-from pathlib import Path
 from typing import Any
 
 from t1.config import (

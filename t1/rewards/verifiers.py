@@ -29,7 +29,7 @@ from fractions import Fraction
 from typing import Any
 
 from t1.errors import ConfigError, DataError
-from t1.rewards.arith import ArithError, evaluate
+from t1.rewards.arith import _SPELLINGS, ArithError, evaluate
 from t1.rewards.base import RewardResult, Verifier
 from t1.rewards.extraction import extract_answer, last_number, reference_answer
 from t1.rewards.math_equal import DEFAULT_TIMEOUT_S, fast_verdict, math_verdict
@@ -107,7 +107,8 @@ class CountdownVerifier:
         if answer is None:
             return _verdict(False, None)
         target, numbers, use_all = parse_countdown_reference(reference)
-        return _verdict(countdown_correct(answer, target, numbers, use_all), answer)
+        ops = countdown_ops(reference)
+        return _verdict(countdown_correct(answer, target, numbers, use_all, ops), answer)
 
 
 class LinearVerifier:
@@ -144,10 +145,35 @@ def parse_countdown_reference(reference: str) -> tuple[Fraction, tuple[Fraction,
         ) from exc
 
 
+@functools.lru_cache(maxsize=4096)
+def countdown_ops(reference: str) -> str:
+    """The operators a countdown problem allows (its reference's "ops"; all four when absent)."""
+    try:
+        data = json.loads(reference) if isinstance(reference, str) else reference
+        ops = data.get("ops", "+-*/") if isinstance(data, dict) else "+-*/"
+    except (ValueError, TypeError):
+        return "+-*/"
+    return ops if isinstance(ops, str) and ops else "+-*/"
+
+
+def operators_used(expr: str) -> set[str]:
+    """The arithmetic operators an expression writes, whatever its spelling (×, \\div, \\frac)."""
+    text = expr
+    for spelled, plain in _SPELLINGS:
+        text = text.replace(spelled, plain)
+    text = text.replace("\\frac", "/")
+    return {c for c in text if c in "+-*/"}
+
+
 def countdown_correct(
-    answer: str, target: Fraction, numbers: Sequence[Fraction], use_all: bool = True
+    answer: str,
+    target: Fraction,
+    numbers: Sequence[Fraction],
+    use_all: bool = True,
+    ops: str = "+-*/",
 ) -> bool:
-    """True when some `=`-separated side of `answer` uses the numbers legally and equals target.
+    """True when some `=`-separated side of `answer` uses the numbers and only the allowed
+    operators legally and equals target.
 
     "(7-1)*5-3*2 = 24" is read as its left side; a side that is just the target is skipped.
     """
@@ -157,6 +183,8 @@ def countdown_correct(
             result = evaluate(side)
         except ArithError:
             continue
+        if not operators_used(side) <= set(ops):
+            return False
         used = Counter(result.numbers)
         if used == Counter([target]) and target not in allowed:
             continue

@@ -36,7 +36,8 @@ def sampling_params(cfg: Any, seed: int | None = None, **overrides: Any) -> Samp
 def make_engine(rollout_cfg: Any, model: Any, tokenizer: Any) -> RolloutEngine:
     """The engine named by `rollout.engine`: "hf" (shares `model`) or "vllm" (lazy import)."""
     if rollout_cfg.engine == "hf":
-        return HFEngine(model, tokenizer, batch_size=rollout_cfg.batch_size)
+        threads = getattr(rollout_cfg, "hf_threads", None)
+        return HFEngine(model, tokenizer, batch_size=rollout_cfg.batch_size, num_threads=threads)
     if rollout_cfg.engine == "vllm":
         try:
             from t1.rollout.vllm import VLLMEngine

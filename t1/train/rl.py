@@ -17,6 +17,7 @@ How this departs from the paper, which published no code:
 from __future__ import annotations
 
 import copy
+import errno
 import math
 import sys
 from pathlib import Path
@@ -320,6 +321,11 @@ class RLTrainer:
                 from t1.models import save_model
 
                 save_model(self.model, self.tokenizer, self.run.path / "final")
+        except OSError as e:
+            if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            kept = latest_checkpoint(self.ckpt_root) or "no checkpoint"
+            raise T1Error(f"disk full at step {self.step} ({e}); {kept} is intact") from e
         finally:
             if logger:
                 logger.close()

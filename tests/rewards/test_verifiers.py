@@ -110,3 +110,16 @@ def test_register_verifier(monkeypatch: pytest.MonkeyPatch) -> None:
         register_verifier("math", lambda: None)
     register_verifier("always_right_for_tests", lambda: lambda text, ref: None)
     assert "always_right_for_tests" in verifier_names()
+
+
+def test_countdown_enforces_the_allowed_operators():
+    # 3 8 1 5 -> 9 with "+" only: 8+1 is right; 5+8-3-1 = 9 reaches it with "-", not allowed
+    ref = '{"target": 9, "numbers": [3, 8, 1, 5], "use_all": false, "ops": "+"}'
+    verify = get_verifier("countdown")
+    assert verify("Answer: \\boxed{8+1}", ref).correct
+    assert not verify("Answer: \\boxed{5+8-3-1}", ref).correct
+    assert not verify("Answer: \\boxed{3\\times 3}", ref).correct  # 3 used twice anyway
+    assert not verify("Answer: \\boxed{\\frac{8}{1}+1}", ref).correct  # \frac is division
+    # without "ops" every operator is allowed
+    ref_all = '{"target": 9, "numbers": [3, 8, 1, 5], "use_all": false}'
+    assert verify("Answer: \\boxed{5+8-3-1}", ref_all).correct

@@ -140,15 +140,18 @@ def test_seed_none_follows_global_rng(tiny_model, tiny_tokenizer):
 @pytest.mark.parametrize("training", [True, False])
 def test_mode_restored_and_no_grad(tiny_model, tiny_tokenizer, training):
     tiny_model.train(training)
-    engine = HFEngine(tiny_model, tiny_tokenizer)
+    threads = torch.get_num_threads()
+    engine = HFEngine(tiny_model, tiny_tokenizer)  # generates with 1 thread (a small model)
     engine.generate(PROMPTS[:1], 2, SamplingParams(max_new_tokens=4, seed=0))
     assert tiny_model.training is training
+    assert torch.get_num_threads() == threads
     assert all(p.grad is None for p in tiny_model.parameters())
 
 
 def test_update_weights_shares_the_module(tiny_model, tiny_tokenizer):
-    engine = make_engine(RolloutConfig(engine="hf", batch_size=8), tiny_model, tiny_tokenizer)
-    assert engine.model is tiny_model and engine.batch_size == 8
+    cfg = RolloutConfig(engine="hf", batch_size=8, hf_threads=3)
+    engine = make_engine(cfg, tiny_model, tiny_tokenizer)
+    assert engine.model is tiny_model and engine.batch_size == 8 and engine.num_threads == 3
     other = torch.nn.Linear(1, 1)
     engine.update_weights(other)
     assert engine.model is other

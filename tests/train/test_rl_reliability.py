@@ -402,3 +402,22 @@ def test_full_disk_while_saving_keeps_the_previous_checkpoint(tmp_path, monkeypa
     saved = load_file(str(root / "step-1" / "model.safetensors"))
     assert all(torch.equal(saved[k], step1[k]) for k in saved)
     assert load_state(root / "step-1")["step"] == 1
+
+
+def test_full_disk_while_logging_is_a_one_line_error(tmp_path, monkeypatch, capsys):
+    from t1.train.rundir import MetricLogger
+
+    real_log = MetricLogger.log
+
+    def log(self: MetricLogger, step: int, metrics: dict) -> None:
+        if step == 2:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self.path))
+        real_log(self, step, metrics)
+
+    monkeypatch.setattr(MetricLogger, "log", log)
+    assert main(["rl", str(write_config(tmp_path))]) == 1
+    err = capsys.readouterr().err.strip()
+    root = tmp_path / "run" / "checkpoints"
+    assert err.startswith("t1 rl: error: disk full at step 2 ([Errno 28] No space left")
+    assert err.endswith(f"{root / 'step-1'} is intact")
+    assert [p.name for p in list_checkpoints(root)] == ["step-1"]
