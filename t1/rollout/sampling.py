@@ -5,7 +5,7 @@ With logits z and temperature T:
     logp     = log softmax(z / T)                                 the reported log-prob
     top-p    keep the smallest set of most likely tokens whose mass under softmax(z / T) >= p
     min-p    then keep tokens with prob >= min_p * max prob (on the top-p renormalised distribution)
-    draw     y ~ softmax of the kept logits (renormalised)
+    draw     y ~ softmax of the kept logits (renormalised), by inverse CDF
 
 The order (temperature, top-p, min-p) is transformers' `generate` order, so the two samplers draw
 from the same distribution. The log-prob reported for y is the *unfiltered* tempered one,
@@ -19,14 +19,29 @@ from __future__ import annotations
 
 import torch
 
+# the nucleus is searched among this many most likely tokens first (a full sort of a 50k
+# vocabulary costs ~10x a top-256 on CPU); larger sets only when a row's nucleus is wider
+NUCLEUS_CANDIDATES = (256, 4096)
+
 
 def top_p_mask(z: torch.Tensor, top_p: float) -> torch.Tensor:
-    """(B, V) bool, True for tokens outside the nucleus (transformers' TopPLogitsWarper rule)."""
-    sorted_z, order = torch.sort(z, dim=-1, descending=False)
-    cum = sorted_z.softmax(-1).cumsum(-1)
-    remove_sorted = cum <= (1.0 - top_p)
-    remove_sorted[:, -1] = False  # the most likely token always stays
-    return remove_sorted.scatter(-1, order, remove_sorted)
+    """(B, V) bool, True for tokens outside the nucleus.
+
+    transformers' TopPLogitsWarper rule: a token stays when the mass of the tokens more likely
+    than it is < top_p (so the most likely token always stays).
+    """
+    V = z.shape[-1]
+    lse = torch.logsumexp(z, dim=-1, keepdim=True)  # (B, 1)
+    for k in (*(c for c in NUCLEUS_CANDIDATES if c < V), V):
+        vals, idx = torch.topk(z, k, dim=-1)  # (B, k), descending
+        probs = (vals - lse).exp()
+        cum = probs.cumsum(-1)
+        if k == V or bool((cum[:, -1] >= top_p).all()):
+            keep = (cum - probs) < top_p  # mass strictly before each token
+            keep[:, 0] = True
+            remove = torch.ones_like(z, dtype=torch.bool)
+            return remove.scatter_(-1, idx, ~keep)
+    raise AssertionError("unreachable: the last candidate set is the whole vocabulary")
 
 
 def min_p_mask(z: torch.Tensor, min_p: float) -> torch.Tensor:
@@ -63,5 +78,17 @@ def sample_next(
         probs = filter_logits(z, top_p, min_p).softmax(-1)
     else:
         probs = logp.exp()
-    tok = torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+    tok = draw(probs, generator)
     return tok, logp.gather(-1, tok[:, None]).squeeze(-1)
+
+
+def draw(probs: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """(B,) one token per row of (B, V) probabilities, by inverting the CDF.
+
+    About 20x faster than `torch.multinomial` on a 50k vocabulary on CPU. u = U[0,1) * total mass
+    and the first index whose cumulative mass exceeds u: a token of probability 0 is never drawn.
+    """
+    cdf = probs.cumsum(-1)  # (B, V)
+    u = torch.rand((probs.shape[0], 1), generator=generator, device=probs.device, dtype=cdf.dtype)
+    tok = torch.searchsorted(cdf, u * cdf[:, -1:], right=True).squeeze(-1)
+    return tok.clamp_(max=probs.shape[-1] - 1)

@@ -69,7 +69,7 @@ def save_checkpoint(
     hf_logging.disable_progress_bar()  # one bar per shard is noise in a training log
     root = Path(ckpt_root)
     root.mkdir(parents=True, exist_ok=True)
-    for stale in root.glob(".step-*.tmp"):
+    for stale in [*root.glob(".step-*.tmp"), *root.glob(".step-*.old")]:
         shutil.rmtree(stale, ignore_errors=True)
     final = root / f"step-{step}"
     tmp = root / f".step-{step}.tmp"
@@ -81,10 +81,12 @@ def save_checkpoint(
         torch.save(state, tmp / STATE)
         (tmp / MARKER).write_text(str(step))
         _fsync_tree(tmp)
-        if final.exists():  # re-saving a step (e.g. a run resumed from it): replace it whole
-            shutil.rmtree(final)
+        old = root / f".step-{step}.old"
+        if final.exists():  # re-saving a step: move it aside first, never half-delete it
+            os.replace(final, old)
         os.replace(tmp, final)
         _fsync_tree(root)
+        shutil.rmtree(old, ignore_errors=True)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

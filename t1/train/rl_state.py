@@ -1,8 +1,10 @@
 """What an RL run carries across steps and restarts, and how it is saved and restored.
 
-A resumed run continues exactly as if never stopped (bitwise on CPU; a test kills runs with
-SIGKILL, also in the middle of a checkpoint, and compares). That holds because every input of
-a step is either saved or derived from (seed, step):
+A resumed run continues exactly as if never stopped: bitwise on CPU with the same number of
+intra-op threads (float reductions are split by thread count); on GPUs up to the kernels' own
+nondeterminism (atomics), unless `torch.use_deterministic_algorithms(True)`. A test kills runs
+with SIGTERM and SIGKILL, also in the middle of a checkpoint, and compares. It holds because every
+input of a step is either saved or derived from (seed, step):
 
     saved in step-N/         policy weights (safetensors), optimiser and scheduler states, the
                              EMA anchor's weights, the prompt order's (epoch, position), the step

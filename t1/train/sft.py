@@ -49,11 +49,6 @@ from t1.train.signals import StopRequest, resume_command
 TIMING_KEYS = ("tokens_per_s", "step_s")
 
 
-# ----------------------------------------------------------------------------------------------
-# Data order and run length: pure functions of the config and the step
-# ----------------------------------------------------------------------------------------------
-
-
 def epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
     """The shuffled order of the training set in one epoch: a pure function of (seed, epoch)."""
     return np.random.default_rng([seed, epoch]).permutation(n)
@@ -82,11 +77,6 @@ def total_steps(n_train: int, batch_size: int, epochs: int, max_steps: int) -> i
 def micro_batches_per_step(batch_size: int, micro_batch_size: int, grad_accum: int) -> int:
     """Forward/backward passes per step: enough to respect micro_batch_size, >= grad_accum."""
     return max(grad_accum, math.ceil(batch_size / micro_batch_size))
-
-
-# ----------------------------------------------------------------------------------------------
-# Inputs: config checks, traces, model
-# ----------------------------------------------------------------------------------------------
 
 
 def check_sft(cfg: Any) -> None:
@@ -168,11 +158,6 @@ def _resume_point(run: RunDir, resume: bool) -> Path | None:
             "or set trainer.out to a new directory"
         )
     return ckpt if resume else None
-
-
-# ----------------------------------------------------------------------------------------------
-# The run
-# ----------------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -273,14 +258,8 @@ def _save(ses: Session) -> None:
         "rng": ck.rng_state(),
         "data_fingerprint": ses.data.fingerprint,
     }
-    ck.save_checkpoint(
-        ses.run.path / "checkpoints",
-        ses.state.step,
-        ses.model,
-        ses.tokenizer,
-        payload,
-        ses.cfg.trainer.keep_last,
-    )
+    root, keep = ses.run.path / "checkpoints", ses.cfg.trainer.keep_last
+    ck.save_checkpoint(root, ses.state.step, ses.model, ses.tokenizer, payload, keep)
 
 
 def _restore(ckpt: Path, optimizer: Any, scheduler: Any, fp: str) -> LoopState:

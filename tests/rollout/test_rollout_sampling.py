@@ -9,7 +9,7 @@ import torch
 from controlled_lm import fixed_logits_model
 
 from t1.rollout import HFEngine, SamplingParams
-from t1.rollout.sampling import filter_logits, sample_next
+from t1.rollout.sampling import draw, filter_logits, sample_next, top_p_mask
 
 CHARS = "abcde"
 LOGITS = {"a": 2.0, "b": 1.0, "c": 0.0, "d": -1.0, "e": -2.0}
@@ -75,3 +75,24 @@ def test_filter_keeps_top_token_even_for_tiny_top_p():
     z = torch.tensor([[0.0, 0.1, 0.2]])
     out = filter_logits(z, top_p=1e-6, min_p=0.0)
     assert torch.isfinite(out).tolist() == [[False, False, True]]
+
+
+@pytest.mark.parametrize("scale", [8.0, 0.05])  # peaked: nucleus in the top 256; flat: not
+def test_top_p_mask_matches_transformers_warper(scale):
+    from transformers.generation.logits_process import TopPLogitsWarper
+
+    gen = torch.Generator().manual_seed(0)
+    z = torch.randn(6, 5000, generator=gen) * scale
+    ours = top_p_mask(z, 0.9)
+    theirs = torch.isinf(TopPLogitsWarper(0.9)(torch.zeros(6, 1, dtype=torch.long), z.clone()))
+    assert torch.equal(ours, theirs)
+    kept = (~ours).sum(-1)
+    assert (kept < 256).all() if scale > 1 else (kept > 256).all()
+
+
+def test_draw_never_picks_a_zero_probability_token():
+    probs = torch.tensor([[0.0, 0.5, 0.0, 0.5, 0.0]] * 2000)
+    tok = draw(probs, torch.Generator().manual_seed(1))
+    assert set(tok.tolist()) == {1, 3}
+    # 2000 draws of a fair choice: 1000 +- 4.5 * sqrt(2000 * .25) = 1000 +- 101
+    assert abs((tok == 1).sum().item() - 1000) <= 101

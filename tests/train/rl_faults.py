@@ -1,4 +1,4 @@
-"""Verifiers and fault injection for the RL reliability tests (tests/train/test_rl_reliability.py).
+"""Configs, verifiers and fault injection for the RL reliability tests (test_rl_reliability.py).
 
 A config names a verifier here as `reward.task="rl_faults:<factory>"`; `get_verifier` imports
 this module, in the test process or in a `python -m t1 rl` subprocess (PYTHONPATH=tests/train).
@@ -11,6 +11,7 @@ Importing it also arms the fault that the environment asks for:
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -18,10 +19,60 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import yaml
 
 from t1.rewards import RewardResult
 
 KILL_IN_SAVE = "T1_TEST_KILL_IN_SAVE"
+
+TINY = {
+    "hidden_size": 32,
+    "num_layers": 1,
+    "num_heads": 2,
+    "num_kv_heads": 1,
+    "intermediate_size": 64,
+    "max_position": 64,
+}
+
+
+def write_problems(path: Path, n: int = 8, bad_line: str | None = None) -> Path:
+    lines = [json.dumps({"id": f"p{i}", "prompt": f"q{i}", "answer": "0"}) for i in range(n)]
+    if bad_line is not None:
+        lines.insert(1, bad_line)  # line 2 of the file
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def write_config(tmp: Path, **sections: dict) -> Path:
+    """A YAML config of a tiny, fast RL run; `sections` update its sections."""
+    cfg = {
+        "model": {"path": "tiny", "device": "cpu", "tiny": TINY},
+        "data": {"train": str(write_problems(tmp / "train.jsonl"))},
+        "trainer": {
+            "out": str(tmp / "run"),
+            "steps": 3,
+            "save_every": 1,
+            "keep_last": 0,
+            "progress": False,
+            "tensorboard": False,
+            "sample_every": 0,
+        },
+        "reward": {
+            "task": "rl_faults:digit_first",
+            "truncation_penalty": None,
+            "repetition_penalty": None,
+            "garbage_penalty": None,
+        },
+        "sampling": {"max_new_tokens": 4, "temperature": 1.0},
+        # EMA anchor, KL in the advantage, entropy bonus, warm-up + cosine: every saved state acts
+        "rl": {"k": 4, "prompts_per_step": 2, "beta": 0.05, "entropy_coef": 0.01},
+        "optim": {"lr": 0.01, "schedule": "cosine", "warmup_steps": 2},
+    }
+    for name, values in sections.items():
+        cfg[name] = {**cfg.get(name, {}), **values}
+    path = tmp / "config.yaml"
+    path.write_text(yaml.safe_dump(cfg), encoding="utf-8")
+    return path
 
 
 def digit_first(**kwargs: object) -> DigitFirst:

@@ -21,13 +21,13 @@ from pathlib import Path
 
 import pytest
 import torch
-import yaml
 from safetensors.torch import load_file
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
 
 import rl_faults  # noqa: E402
+from rl_faults import write_config, write_problems  # noqa: E402
 
 from t1.cli import main  # noqa: E402
 from t1.config import RLStage, load_config  # noqa: E402
@@ -39,15 +39,6 @@ from t1.train.rl import RLTrainer, check_rl_config, run_rl  # noqa: E402
 from t1.train.rl_state import TIMING_KEYS  # noqa: E402
 from t1.train.rundir import read_jsonl  # noqa: E402
 
-TINY = {
-    "hidden_size": 32,
-    "num_layers": 1,
-    "num_heads": 2,
-    "num_kv_heads": 1,
-    "intermediate_size": 64,
-    "max_position": 64,
-}
-
 
 @pytest.fixture(autouse=True, scope="module")
 def one_thread():
@@ -57,46 +48,6 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
-
-
-def write_problems(path: Path, n: int = 8, bad_line: str | None = None) -> Path:
-    lines = [json.dumps({"id": f"p{i}", "prompt": f"q{i}", "answer": "0"}) for i in range(n)]
-    if bad_line is not None:
-        lines.insert(1, bad_line)  # line 2 of the file
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
-
-
-def write_config(tmp: Path, **sections: dict) -> Path:
-    """A YAML config of a tiny, fast RL run; `sections` update its sections."""
-    cfg = {
-        "model": {"path": "tiny", "device": "cpu", "tiny": TINY},
-        "data": {"train": str(write_problems(tmp / "train.jsonl"))},
-        "trainer": {
-            "out": str(tmp / "run"),
-            "steps": 3,
-            "save_every": 1,
-            "keep_last": 0,
-            "progress": False,
-            "tensorboard": False,
-            "sample_every": 0,
-        },
-        "reward": {
-            "task": "rl_faults:digit_first",
-            "truncation_penalty": None,
-            "repetition_penalty": None,
-            "garbage_penalty": None,
-        },
-        "sampling": {"max_new_tokens": 4, "temperature": 1.0},
-        # EMA anchor, KL in the advantage, entropy bonus, warm-up + cosine: every saved state acts
-        "rl": {"k": 4, "prompts_per_step": 2, "beta": 0.05, "entropy_coef": 0.01},
-        "optim": {"lr": 0.01, "schedule": "cosine", "warmup_steps": 2},
-    }
-    for name, values in sections.items():
-        cfg[name] = {**cfg.get(name, {}), **values}
-    path = tmp / "config.yaml"
-    path.write_text(yaml.safe_dump(cfg), encoding="utf-8")
-    return path
 
 
 def trainer_from(config: Path, *overrides: str) -> RLTrainer:
