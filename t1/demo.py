@@ -17,6 +17,7 @@ import copy
 import dataclasses
 import math
 import time
+from pathlib import Path
 from typing import Any
 
 from t1.config import (
@@ -235,6 +236,19 @@ def headline(sft: dict[str, Any], rl: dict[str, Any], scale: list[dict[str, Any]
     return lines
 
 
+STAGE_DIRS = ("data", "sft", "rl", "eval", "plots", "samples")
+
+
+def fresh_start(out: Path) -> None:
+    """A demo always runs from scratch: clear what an earlier demo wrote into `out`."""
+    import shutil
+
+    if (out / "config.yaml").exists():
+        _say(f"clearing the earlier demo in {out}")
+        for name in STAGE_DIRS:
+            shutil.rmtree(out / name, ignore_errors=True)
+
+
 def run_demo(
     out: str = "runs/demo",
     quick: bool = False,
@@ -244,6 +258,7 @@ def run_demo(
 ) -> int:
     started = _T0[0] = time.perf_counter()
     cfg = demo_config(quick, seed, list(overrides), config)
+    fresh_start(Path(out))
     run = RunDir(out)
     run.write_config(cfg)
     seed_everything(cfg.seed)

@@ -307,7 +307,7 @@ def _other_figures(run_dir: Path, stages: list[Path]) -> str:
         for png in sorted((stage / "plots").glob("*.png")):
             if png.parent == run_dir / "plots" and png.name.startswith(("curves-", "scale-")):
                 continue  # drawn by this report
-            if redrawn and png.name == "scale.png":
+            if redrawn and png.name.startswith(("scale", "scaling")):
                 continue  # the scaling section redraws it from eval/scale.json
             parts.append(_img(png, png.name) + f"<p>{_e(png.relative_to(run_dir).as_posix())}</p>")
     return "\n".join(parts)

@@ -48,6 +48,11 @@ def _fsync_tree(path: Path) -> None:
         if p.is_file():
             with open(p, "rb") as f:
                 os.fsync(f.fileno())
+    _fsync_dir(path)
+
+
+def _fsync_dir(path: Path) -> None:
+    """Make a rename inside `path` durable."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -85,7 +90,7 @@ def save_checkpoint(
         if final.exists():  # re-saving a step: move it aside first, never half-delete it
             os.replace(final, old)
         os.replace(tmp, final)
-        _fsync_tree(root)
+        _fsync_dir(root)
         shutil.rmtree(old, ignore_errors=True)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
