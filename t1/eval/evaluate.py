@@ -5,7 +5,9 @@ Contract of `evaluate()` (also called by trainers for periodic evaluation and by
     (the reward config's penalties apply to `reward`; `correct` is the verifier's verdict), and
     summarised as
 
-    accuracy  = mean_i c_i / n          with a bootstrap 95 % interval over problems
+    accuracy  = mean_i c_i / n          with a bootstrap 95 % interval over problems (and, for
+                                        n = 1, the Wilson interval, which stays honest where
+                                        the bootstrap collapses: 0 of 50 right gives [0, 0])
     pass@k    = mean_i 1 - C(n-c_i, k) / C(n, k)
     maj@k     = mean_i (share of the n/k disjoint groups of k samples whose majority is right)
     len_mean  = mean response length in tokens; truncated = share of samples cut at the limit
@@ -27,7 +29,12 @@ import numpy as np
 
 from t1.config import DataConfig, EvalStage, RewardConfig, SamplingConfig
 from t1.errors import ConfigError
-from t1.eval.metrics import accuracy_with_interval, mean_maj_at_k, mean_pass_at_k
+from t1.eval.metrics import (
+    accuracy_with_interval,
+    mean_maj_at_k,
+    mean_pass_at_k,
+    wilson_interval,
+)
 from t1.rollout.base import Rollout, RolloutEngine, SamplingParams
 from t1.train.rundir import Progress, RunDir, seed_everything, write_jsonl
 
@@ -157,6 +164,12 @@ def summarize(
         "len_mean": _mean([r["response_len"] for r in rows]),
         "truncated": _mean([r["finish_reason"] == "length" for r in rows]),
     }
+    if ns and max(ns) == 1:
+        # one sample per problem: the Wilson interval is exact where the bootstrap degenerates
+        # (all right or all wrong gives [p, p])
+        out["accuracy"]["wilson_lo"], out["accuracy"]["wilson_hi"] = wilson_interval(
+            sum(cs), len(ns)
+        )
     penalties = sorted({r["penalty"] for r in rows if r["penalty"]})
     out["penalty"] = {p: _mean([r["penalty"] == p for r in rows]) for p in penalties}
     return out
@@ -262,6 +275,8 @@ def print_summary(result: dict[str, Any], name: str) -> None:
     table.add_column("metric")
     table.add_column("value", justify="right")
     table.add_row("accuracy", f"{acc['mean']:.3f}  [{acc['lo']:.3f}, {acc['hi']:.3f}] 95% CI")
+    if "wilson_lo" in acc:
+        table.add_row("Wilson 95% CI", f"[{acc['wilson_lo']:.3f}, {acc['wilson_hi']:.3f}]")
     for name_k in ("pass@k", "maj@k"):
         for k, v in result[name_k].items():
             table.add_row(f"{name_k[:-1]}{k}", f"{v:.3f}")

@@ -65,6 +65,8 @@ def plot_metrics(
     rows: Sequence[dict[str, Any]], keys: Sequence[str], png: str | Path, title: str = ""
 ) -> Path | None:
     """One small panel per key against `step`; None when no row holds any of the keys."""
+    from matplotlib.ticker import MaxNLocator
+
     keys = [k for k in keys if any(_number(r.get(k)) is not None for r in rows)]
     if not keys:
         return None
@@ -87,6 +89,7 @@ def plot_metrics(
         )
         ax.set_title(key, fontsize=10)
         ax.set_xlabel("step", fontsize=8)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.tick_params(labelsize=8)
         ax.grid(alpha=0.3)
     for j in range(len(keys), nrows * cols):

@@ -177,7 +177,9 @@ def _eval_table(evals: list[tuple[str, dict]]) -> str:
         {str(k) for _, e in evals for n in ("pass@k", "maj@k") for k in e.get(n) or {}},
         key=lambda k: (not k.isdigit(), int(k) if k.isdigit() else 0, k),
     )
+    wilson = any("wilson_lo" in (e.get("accuracy") or {}) for _, e in evals)
     head = ["stage", "name", "model", "problems", "samples", "accuracy", "95% CI"]
+    head += ["Wilson CI (n=1)"] if wilson else []
     head += [f"pass@{k}" for k in ks] + [f"maj@{k}" for k in ks] + ["mean len", "truncated"]
     out = [
         "<table><tr>"
@@ -197,6 +199,9 @@ def _eval_table(evals: list[tuple[str, dict]]) -> str:
             acc.get("mean"),
             f"[{_fmt(acc.get('lo'))}, {_fmt(acc.get('hi'))}]" if acc else None,
         ]
+        if wilson:
+            lo, hi = acc.get("wilson_lo"), acc.get("wilson_hi")
+            vals.append(f"[{_fmt(lo)}, {_fmt(hi)}]" if lo is not None else None)
         vals += [e.get("pass@k", {}).get(k) for k in ks] + [e.get("maj@k", {}).get(k) for k in ks]
         vals += [e.get("len_mean"), e.get("truncated")]
         row += "".join(f"<td>{_fmt(v)}</td>" for v in vals)

@@ -20,6 +20,7 @@ tokenizer files: a folder transformers and vLLM both load.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import logging
 import os
@@ -49,11 +50,11 @@ def resolve_device(device: str) -> torch.device:
 
 
 def _quiet_transformers() -> None:
-    """Library use: no download/loading progress bars, no info-level chatter."""
+    """Library use: no download/loading progress bars (warnings still show: a weight left
+    randomly initialised is something a user must see)."""
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
-    hf_logging.set_verbosity_error()
 
 
 def _cache_root() -> Path:
@@ -191,16 +192,21 @@ def _first_line(e: BaseException) -> str:
 
 @contextlib.contextmanager
 def _no_tqdm() -> Iterator[None]:
-    """transformers' GGUF reader draws a raw tqdm bar that its logging switch does not reach."""
-    before = os.environ.get("TQDM_DISABLE")
-    os.environ["TQDM_DISABLE"] = "1"
+    """transformers' GGUF reader draws a raw tqdm bar that its logging switch does not reach
+    (and tqdm reads TQDM_DISABLE only at import), so its `tqdm` is wrapped while loading."""
+    try:
+        import transformers.modeling_gguf_pytorch_utils as gguf_utils
+    except ImportError:
+        gguf_utils = None
+    original = getattr(gguf_utils, "tqdm", None)
+    if original is None:
+        yield
+        return
+    gguf_utils.tqdm = functools.partial(original, disable=True)
     try:
         yield
     finally:
-        if before is None:
-            os.environ.pop("TQDM_DISABLE", None)
-        else:
-            os.environ["TQDM_DISABLE"] = before
+        gguf_utils.tqdm = original
 
 
 def _load_gguf_cached(folder: str, gguf_file: str, dtype: str) -> tuple[Any, Any]:

@@ -61,8 +61,8 @@ class GrowingLayer(DynamicLayer):
     def batch_select_indices(self, indices: torch.Tensor) -> None:
         if self._kbuf is None:
             return
-        self._kbuf = self._kbuf[indices]
-        self._vbuf = self._vbuf[indices]
+        self._kbuf = _select_rows(self._kbuf, indices, self._len)
+        self._vbuf = _select_rows(self._vbuf, indices, self._len)
         self.keys = self._kbuf[..., : self._len, :]
         self.values = self._vbuf[..., : self._len, :]
 
@@ -70,6 +70,15 @@ class GrowingLayer(DynamicLayer):
         super().reset()
         self._kbuf = self._vbuf = None
         self._len = 0
+
+
+def _select_rows(buf: torch.Tensor, indices: torch.Tensor, filled: int) -> torch.Tensor:
+    """`buf[indices]`, copying only the filled positions when they are under half the buffer."""
+    if 2 * filled >= buf.shape[-2]:
+        return buf[indices]
+    out = buf.new_empty((len(indices), *buf.shape[1:]))
+    out[..., :filled, :] = buf[indices, ..., :filled, :]
+    return out
 
 
 def growing_layer(capacity: int) -> GrowingLayer:

@@ -16,11 +16,13 @@ len(prompts) * n `Rollout`s grouped by prompt (prompt 0's n samples, then prompt
 
 Why it is faster than `model.generate` on small CPU models (measured: benchmarks/rollout.py):
 the KV cache grows in place (`t1.rollout.cache`) instead of being re-concatenated every step,
-which was generate's largest cost after attention and matmuls; finished rows leave the batch
-when that saves more than the cache copy costs (`should_compact`); rows are bucketed by prompt
-length (K copies of a prompt are neighbours, so batches often need no attention mask) and each
-distinct prompt is prefilled once, its cache copied to its K rows; and on CPU, models under
-20 M parameters decode with one intra-op thread (`cpu_threads`).
+which was generate's largest cost after attention and matmuls; Llama/Qwen2 decode steps skip
+transformers' per-call machinery (`t1.rollout.fastpath`); finished rows leave the batch when that
+saves more than the cache copy costs (`should_compact`); rows are bucketed by prompt length
+(K copies of a prompt are neighbours, so batches often need no attention mask) and each distinct
+prompt is prefilled once, its cache copied to its K rows; top-p uses a partial sort and draws
+invert the CDF (`t1.rollout.sampling`); and on CPU, models under 20 M parameters decode with one
+intra-op thread (`cpu_threads`).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ import torch
 from t1.errors import T1Error
 from t1.rollout.base import Rollout, SamplingParams
 from t1.rollout.cache import make_cache
+from t1.rollout.fastpath import decode_step, supports_fast_decode
 from t1.rollout.logprobs import supports_logits_to_keep
 from t1.rollout.sampling import sample_next
 
@@ -115,6 +118,16 @@ def stop_cut(text: str, stops: Sequence[str]) -> int | None:
     return min(ends) if ends else None
 
 
+def split_rows(
+    tokens: torch.Tensor, logps: torch.Tensor, lengths: torch.Tensor, stopped: torch.Tensor
+) -> list[tuple[list[int], list[float], bool]]:
+    """Per row: its first `length` tokens and log-probs, and whether it stopped."""
+    tokens_l, logps_l, lengths_l = tokens.tolist(), logps.tolist(), lengths.tolist()
+    return [
+        (t[:n], lp[:n], s) for t, lp, n, s in zip(tokens_l, logps_l, lengths_l, stopped.tolist())
+    ]
+
+
 class HFEngine:
     """Batched sampling with any HF causal LM (see the module docstring)."""
 
@@ -130,6 +143,8 @@ class HFEngine:
         self.num_threads = num_threads
         # cost of compacting the batch (copying the KV cache), in decode steps of the full batch
         self.compact_cost = 1.0
+        # decode Llama/Qwen2 steps with `t1.rollout.fastpath` instead of the model's forward
+        self.fast_decode = True
         if tokenizer.pad_token_id is None:
             raise T1Error("the tokenizer has no pad token (load models with t1.models.load_model)")
 
@@ -241,6 +256,7 @@ class HFEngine:
         live = torch.arange(B, device=device)  # original row of each batch row
         alive = torch.ones(B, dtype=torch.bool, device=device)
         stop_checker = _StopChecker(self.tokenizer, sampling.stop, B) if sampling.stop else None
+        fast = self.fast_decode and supports_fast_decode(self.model)
         for step in range(T):
             tok, lp = sample_next(logits, sampling.temperature, sampling.top_p, sampling.min_p, gen)
             tokens[live, step] = tok
@@ -257,32 +273,29 @@ class HFEngine:
                 break
             if should_compact(len(live), n_alive, T - step - 1, self.compact_cost):
                 keep = alive.nonzero().squeeze(-1)
-                live, alive, tok, mask, pos = (
-                    live[keep],
-                    alive[keep],
-                    tok[keep],
-                    mask[keep],
-                    pos[keep],
-                )
+                live, alive, tok, mask, pos = (t[keep] for t in (live, alive, tok, mask, pos))
                 cache.batch_select_indices(keep)
                 has_pad = has_pad and bool((mask == 0).any())
             if has_pad:
                 mask = torch.cat([mask, mask.new_ones((mask.shape[0], 1))], dim=-1)
-            out = self.model(
-                input_ids=tok[:, None],
-                attention_mask=mask if has_pad else None,
-                position_ids=pos[:, None],
-                past_key_values=cache,
-                use_cache=True,
-            )
+            logits = self._decode(tok, pos, cache, mask if has_pad else None, fast)
             pos = pos + 1
-            logits = out.logits[:, -1]
-        tokens_l, logps_l, lengths_l = tokens.tolist(), logps.tolist(), lengths.tolist()
-        stopped_l = stopped.tolist()
-        return [
-            (tokens_l[i][: lengths_l[i]], logps_l[i][: lengths_l[i]], stopped_l[i])
-            for i in range(B)
-        ]
+        return split_rows(tokens, logps, lengths, stopped)
+
+    def _decode(
+        self, tok: torch.Tensor, pos: torch.Tensor, cache: Any, mask: Any, fast: bool
+    ) -> torch.Tensor:
+        """(b, V) logits after feeding one token per row (the lean path or the model's forward)."""
+        if fast:
+            return decode_step(self.model, tok, pos, cache, mask)
+        out = self.model(
+            input_ids=tok[:, None],
+            attention_mask=mask,
+            position_ids=pos[:, None],
+            past_key_values=cache,
+            use_cache=True,
+        )
+        return out.logits[:, -1]
 
 
 class _StopChecker:

@@ -10,6 +10,19 @@ so the largest float32 tensor is (micro_batch, R, V); the entropy is `t1.algo.to
 (chunked; its backward recomputes the softmax instead of keeping it). Autograd is kept when grad
 is enabled: the learner backpropagates through `logp` (and `entropy` for the entropy bonus).
 Padded response positions get logp = 0 and entropy = 0.
+
+Shared prompts. An RL batch holds K responses to each prompt, and the prompt's hidden states are
+the same in all K rows. So each distinct prompt of a micro-batch is run once, its KV cache (with
+autograd) is copied to its rows, and the responses are run on top of it:
+
+    [prompt_u] -> cache_u, z_{P-1}          once per distinct prompt u         (U, P) tokens
+    cache_u -> rows of u;  [y_0 .. y_{R-2}] -> z_P .. z_{P+R-2}   per row       (b, R-1) tokens
+
+instead of (b, P+R) tokens: the same maths (log-probs equal to float rounding; the gradient sums
+the K rows' contributions to the prompt, as the full pass does), with (b-U)·P fewer positions
+through the model. On the tiny model, P ~ 24, R = 32, K = 8, it cuts the learner's forward and
+backward by about a quarter. Models whose cache would not hold the prompt take the full pass:
+gradient checkpointing (which drops the cache), sliding-window or non-attention layers, stand-ins.
 """
 
 from __future__ import annotations
@@ -32,6 +45,70 @@ def supports_logits_to_keep(model: Any) -> bool:
         return "logits_to_keep" in inspect.signature(model.forward).parameters
     except (TypeError, ValueError):
         return False
+
+
+def supports_shared_prompts(model: Any) -> bool:
+    """Whether a `DynamicCache` of the prompt, run with autograd, can feed the response pass."""
+    checkpointing = getattr(model, "is_activation_checkpointing", None)  # transformers >= 5.2x
+    if checkpointing is None:
+        checkpointing = getattr(model, "is_gradient_checkpointing", False)
+    if checkpointing:
+        return False  # checkpointed layers drop past_key_values
+    try:
+        if "past_key_values" not in inspect.signature(model.forward).parameters:
+            return False
+    except (TypeError, ValueError):
+        return False
+    config = getattr(model, "config", None)
+    layer_types = getattr(config, "layer_types", None) or ["full_attention"]
+    return all(t == "full_attention" for t in layer_types)
+
+
+def shared_prompt_logits(
+    model: Any,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    position_ids: torch.Tensor,
+    P: int,
+    R: int,
+) -> torch.Tensor | None:
+    """(b, R, V) like `response_logits`, each distinct prompt run once (module docstring).
+
+    None when no prompt repeats in the micro-batch, or when the model left its cache empty.
+    """
+    from transformers import DynamicCache
+
+    head = torch.cat([input_ids[:, :P], attention_mask[:, :P]], dim=1)  # (b, 2P)
+    uniq, inverse = torch.unique(head, dim=0, return_inverse=True)  # (U, 2P), (b,)
+    b, U = input_ids.shape[0], uniq.shape[0]
+    if U == b:
+        return None
+    rows = torch.arange(b, device=input_ids.device)
+    first = torch.full((U,), b, device=input_ids.device).scatter_reduce(0, inverse, rows, "amin")
+    cache = DynamicCache(config=model.config)
+    kwargs = {"logits_to_keep": 1} if supports_logits_to_keep(model) else {}
+    out = model(
+        input_ids=input_ids[first, :P],
+        attention_mask=attention_mask[first, :P],
+        position_ids=position_ids[first, :P],
+        past_key_values=cache,
+        use_cache=True,
+        **kwargs,
+    )
+    if cache.get_seq_length() != P:
+        return None
+    last = out.logits[inverse, -1:]  # (b, 1, V): predicts response token 0
+    if R == 1:
+        return last
+    cache.batch_select_indices(inverse)  # (U, ...) -> (b, ...); backward sums the rows
+    out = model(
+        input_ids=input_ids[:, P : P + R - 1],
+        attention_mask=attention_mask[:, : P + R - 1],
+        position_ids=position_ids[:, P : P + R - 1],
+        past_key_values=cache,
+        use_cache=True,
+    )
+    return torch.cat([last, out.logits[:, -(R - 1) :]], dim=1)  # (b, R, V)
 
 
 def response_logits(
@@ -73,8 +150,13 @@ def compute_logprobs(
     temperature: float = 1.0,
     micro_batch_size: int = 16,
     with_entropy: bool = False,
+    share_prompts: bool = True,
 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-    """(N, R) log-probs of the response tokens (and (N, R) entropies when `with_entropy`)."""
+    """(N, R) log-probs of the response tokens (and (N, R) entropies when `with_entropy`).
+
+    `share_prompts`: run each distinct prompt of a micro-batch once (module docstring); the
+    result is the same either way, to float rounding.
+    """
     if temperature <= 0:
         raise ValueError(f"compute_logprobs needs a temperature > 0, got {temperature}")
     if micro_batch_size < 1:
@@ -85,17 +167,16 @@ def compute_logprobs(
     if R == 0:
         empty = torch.zeros((N, 0), device=device)
         return (empty, empty.clone()) if with_entropy else empty
+    share = share_prompts and supports_shared_prompts(model)
     logps, ents = [], []
     for s in range(0, N, micro_batch_size):
         e = min(N, s + micro_batch_size)
         ids = batch.input_ids[s:e].to(device)
-        logits = response_logits(
-            model,
-            ids,
-            batch.attention_mask[s:e].to(device),
-            batch.position_ids[s:e].to(device),
-            R,
-        )
+        am = batch.attention_mask[s:e].to(device)
+        pos = batch.position_ids[s:e].to(device)
+        logits = shared_prompt_logits(model, ids, am, pos, P, R) if share else None
+        if logits is None:
+            logits = response_logits(model, ids, am, pos, R)
         mask = batch.response_mask[s:e].to(device)
         logp, ent = tempered_logprobs(logits, ids[:, P:], temperature, with_entropy)
         logps.append(logp * mask)

@@ -9,7 +9,7 @@ from eval_fakes import FakeProblem
 
 from t1.config import DataConfig, RewardConfig
 from t1.errors import ConfigError
-from t1.eval.evaluate import check_ks, evaluate, flat_metrics, write_eval
+from t1.eval.evaluate import check_ks, evaluate, flat_metrics, summarize, write_eval
 from t1.rollout.base import SamplingParams
 from t1.train.rundir import RunDir, read_jsonl
 
@@ -89,3 +89,16 @@ def test_graded_samples_and_files(result, tmp_path):
 def test_ks_larger_than_n_is_a_config_error():
     with pytest.raises(ConfigError, match="eval.ks"):
         check_ks(4, [1, 8])
+
+
+def test_one_sample_per_problem_adds_the_wilson_interval():
+    rows = [
+        {"index": i, "sample": 0, "correct": False, "answer": "1", "reward": 0.0,
+         "penalty": None, "response_len": 5, "finish_reason": "stop"}
+        for i in range(10)
+    ]  # fmt: skip
+    acc = summarize(rows, ks=[1], bootstrap=100)["accuracy"]
+    assert (acc["mean"], acc["lo"], acc["hi"]) == (0.0, 0.0, 0.0)  # the bootstrap collapses
+    # Wilson, 0 of 10: [0, 2 * 0.19208 / 1.38416] = [0, 0.277540]
+    assert acc["wilson_lo"] == 0.0
+    assert acc["wilson_hi"] == pytest.approx(0.277540, abs=1e-5)

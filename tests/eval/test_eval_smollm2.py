@@ -41,5 +41,6 @@ def test_t1_eval_smollm2_gsm8k_50(shared_data, tmp_path, capsys):
         print(
             f"\nSmolLM2-135M-Instruct, GSM8K test[:50], greedy, 256 tokens: accuracy "
             f"{acc['mean']:.3f} [{acc['lo']:.3f}, {acc['hi']:.3f}] (bootstrap 95% CI), "
+            f"Wilson [{acc['wilson_lo']:.3f}, {acc['wilson_hi']:.3f}], "
             f"mean length {summary['len_mean']:.0f} tokens, truncated {summary['truncated']:.2f}"
         )

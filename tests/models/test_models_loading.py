@@ -151,3 +151,13 @@ def test_hub_ids_are_recognised_only_when_not_on_disk(tmp_path):
     gguf.write_bytes(b"")
     assert resolve_source(str(gguf)) == (str(tmp_path), "m.gguf")
     assert resolve_source(str(tmp_path)) == (str(tmp_path), "m.gguf")  # the folder's only .gguf
+
+
+def test_loading_draws_no_progress_bars(tmp_path, capfd):
+    model, tok = load_model(ModelConfig(path="tiny", tiny=SMALL))
+    save_model(model, tok, tmp_path)
+    capfd.readouterr()
+    load_model(ModelConfig(path=str(tmp_path)))
+    captured = capfd.readouterr()
+    assert "Loading weights" not in captured.err + captured.out
+    assert "%|" not in captured.err  # no tqdm bar of any kind

@@ -1,0 +1,70 @@
+"""The lean decode step gives the model's own forward logits (Llama and Qwen2, with padding)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from t1.config import TinyModelConfig
+from t1.models import build_tiny_model
+from t1.rollout import HFEngine, SamplingParams
+from t1.rollout.cache import make_cache
+from t1.rollout.fastpath import decode_step, supports_fast_decode
+
+SMALL = dict(hidden_size=32, num_layers=2, num_heads=4, num_kv_heads=2, intermediate_size=64)
+
+
+def prefill(model, ids: torch.Tensor, mask: torch.Tensor):
+    cache = make_cache(model, capacity=ids.shape[1] + 4)
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    with torch.no_grad():
+        model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache)
+    return cache, mask.sum(-1)
+
+
+@pytest.mark.parametrize("arch", ["llama", "qwen2"])
+@pytest.mark.parametrize("padded", [False, True])
+def test_decode_step_equals_model_forward(tiny_tokenizer, arch, padded):
+    model = build_tiny_model(tiny_tokenizer, TinyModelConfig(arch=arch, **SMALL), seed=1).eval()
+    if arch == "qwen2":  # give the q/k/v biases Qwen2 has (zero at init) a value
+        for block in model.model.layers:
+            torch.nn.init.normal_(block.self_attn.q_proj.bias, std=0.5)
+            torch.nn.init.normal_(block.self_attn.k_proj.bias, std=0.5)
+    assert supports_fast_decode(model)
+    ids = torch.randint(6, 90, (3, 7), generator=torch.Generator().manual_seed(0))
+    mask = torch.ones_like(ids)
+    if padded:
+        mask[0, :3] = 0
+        mask[2, :1] = 0
+    fast_cache, pos = prefill(model, ids, mask)
+    ref_cache, _ = prefill(model, ids, mask)
+    nxt = torch.tensor([11, 12, 13])
+    full_mask = torch.cat([mask, torch.ones(3, 1, dtype=mask.dtype)], dim=-1)
+    with torch.no_grad():
+        fast = decode_step(model, nxt, pos, fast_cache, full_mask if padded else None)
+        ref = model(
+            input_ids=nxt[:, None],
+            attention_mask=full_mask if padded else None,
+            position_ids=pos[:, None],
+            past_key_values=ref_cache,
+        ).logits[:, -1]
+    assert torch.allclose(fast, ref, atol=1e-5)
+    assert torch.equal(fast_cache.layers[0].keys, ref_cache.layers[0].keys)
+
+
+def test_training_mode_and_other_models_use_their_forward(tiny_model):
+    assert supports_fast_decode(tiny_model.eval())
+    assert not supports_fast_decode(tiny_model.train())
+    assert not supports_fast_decode(torch.nn.Linear(2, 2))
+
+
+def test_engine_same_output_with_and_without_fast_path(tiny_model, tiny_tokenizer):
+    engine = HFEngine(tiny_model, tiny_tokenizer)
+    sp = SamplingParams(temperature=1.0, max_new_tokens=12, seed=5)
+    prompts = ["<user>1+1<assistant>", "<user>22*3=?<assistant>"]
+    fast = engine.generate(prompts, 3, sp)
+    engine.fast_decode = False
+    slow = engine.generate(prompts, 3, sp)
+    assert [r.response_ids for r in fast] == [r.response_ids for r in slow]
+    for a, b in zip(fast, slow):
+        assert a.logprobs == pytest.approx(b.logprobs, abs=1e-5)
