@@ -274,7 +274,10 @@ def summarise(raw: dict[str, Any], tail: int = 5) -> dict[str, float]:
     """
     wall, cpu, tokens, rewards = raw["stamps"], raw["cpu"], raw["tokens"], raw["rewards"]
     steps = len(wall) - 2
-    out = {"train_reward_last": statistics.fmean(rewards[-tail:])}
+    out = {
+        "train_reward_last": statistics.fmean(rewards[-tail:]),
+        "train_reward_curve": statistics.fmean(rewards),
+    }
     for name, st in (("", wall), ("cpu_", cpu)):
         span = st[-1] - st[1]
         out[f"{name}steps_per_s"] = steps / span
@@ -366,6 +369,13 @@ def main() -> None:
                 print(f"  {e}", file=sys.stderr)
                 continue
             row = {**summarise(raw), "eval_reward": evaluate(str(Path(out) / "final"), s)}
+            if "phases" in raw:  # t1's own per-phase wall times, steps 2..N
+                phases = {
+                    k: statistics.fmean(p[k] for p in raw["phases"][1:]) for k in raw["phases"][0]
+                }
+                print(
+                    "  t1 phases (s/step): " + ", ".join(f"{k} {v:.3f}" for k, v in phases.items())
+                )
             results[fw].append(row)
             print(
                 f"  {fw:>3} seed {seed}: {row['steps_per_s']:.2f} steps/s, "
@@ -382,7 +392,8 @@ KEYS = {
     "tokens/s": "tokens_per_s",
     "steps/CPU-s": "cpu_steps_per_s",
     "tokens/CPU-s": "cpu_tokens_per_s",
-    "train reward": "train_reward_last",
+    "reward, all steps": "train_reward_curve",
+    "reward, last 5": "train_reward_last",
     "eval reward": "eval_reward",
 }
 

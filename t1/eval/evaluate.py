@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from t1.config import DataConfig, EvalStage, RewardConfig, SamplingConfig
+from t1.config import DataConfig, EvalStage, RewardConfig
 from t1.errors import ConfigError
 from t1.eval.metrics import (
     accuracy_with_interval,
@@ -35,23 +35,12 @@ from t1.eval.metrics import (
     mean_pass_at_k,
     wilson_interval,
 )
+from t1.rollout import sampling_params
 from t1.rollout.base import Rollout, RolloutEngine, SamplingParams
 from t1.train.rundir import Progress, RunDir, seed_everything, write_jsonl
 
 # problem meta keys that get their own accuracy table when present
 BREAKDOWN_KEYS = ("subject", "level", "difficulty", "source")
-
-
-def sampling_params(cfg: SamplingConfig, seed: int | None = None) -> SamplingParams:
-    """The engine's sampling record from the stage config (a seed makes the run reproducible)."""
-    return SamplingParams(
-        temperature=cfg.temperature,
-        top_p=cfg.top_p,
-        min_p=cfg.min_p,
-        max_new_tokens=cfg.max_new_tokens,
-        stop=list(cfg.stop),
-        seed=seed,
-    )
 
 
 def format_prompts(tokenizer: Any, problems: Sequence[Any], data_cfg: DataConfig) -> list[str]:

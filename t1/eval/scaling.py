@@ -30,8 +30,9 @@ from typing import Any
 from t1.config import DataConfig, ScaleStage
 from t1.errors import ConfigError
 from t1.eval.complete import GreedyCompleter
-from t1.eval.evaluate import format_prompts, sampling_params
+from t1.eval.evaluate import format_prompts
 from t1.eval.metrics import accuracy_with_interval, maj_at_k
+from t1.rollout import sampling_params
 from t1.rollout.base import Rollout, RolloutEngine, SamplingParams
 from t1.train.rundir import Progress, RunDir, seed_everything
 

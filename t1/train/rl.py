@@ -276,8 +276,10 @@ class RLTrainer:
     def evaluate(self) -> dict[str, float]:
         if not self.eval_problems or not self.info.main:
             return {}
+        from t1.eval.evaluate import write_eval
+
         result = held_out_eval(self.cfg, self.engine, self.tokenizer, self.eval_problems)
-        self.run.write_json(f"eval/step-{self.step}.json", result)
+        write_eval(self.run, f"step-{self.step}", result, {"step": self.step})
         return flat_metrics(result)
 
     def train(self, resume: bool = False) -> dict[str, Any]:
