@@ -23,9 +23,9 @@ no penalties or truncation masking; float32, no gradient checkpointing (TRL's de
 gradient checkpointing are switched off), no vLLM, no logging, checkpoints or eval during training;
 the same number of CPU threads (`torch.set_num_threads`), each framework in a fresh process.
 
-What is not equal (cannot be): each framework draws its own samples and prompt order from its own
-RNG, so the seeds give different (equally random) trajectories; TRL also computes the token
-entropy for its logs, t1 a ratio diagnostic.
+Not equal (cannot be): each draws its own samples and prompt order from its own RNG, so a seed
+gives each a different (equally random) trajectory; TRL computes token entropies for its logs.
+Before the runs, a check feeds one batch to both losses: the gradients agree to float rounding.
 
 Measured: steps/s and generated tokens/s (response tokens including eos, per wall-clock second of
 the whole RL step: generate, score, log-probs, update), over steps 2..N (step 1 is warm-up); the
@@ -43,13 +43,21 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
 MARK = "BENCH_RESULT "
 TASK = "bench-digit-first"
 DEFAULT_TRL_PYTHON = "/work/venv-bench/bin/python"
+# t1's side of the equal settings (TRL's side: `trl_config`); quiet, no checkpoints or samples
+T1_FIXED = """
+    model.device=cpu trainer.progress=false trainer.tensorboard=false trainer.save_every=0
+    trainer.sample_every=0 reward.truncation_penalty=null reward.repetition_penalty=null
+    reward.garbage_penalty=null rl.beta=0.0 rl.anchor=none rl.entropy_coef=0.0
+    rl.advantage=drgrpo rl.loss_agg=token-mean optim.schedule=constant optim.betas=[0.9,0.999]
+    optim.grad_clip=1.0 optim.weight_decay=0.0 optim.eps=1e-8 optim.warmup_steps=0
+""".split()
 
 
 @dataclass
@@ -108,41 +116,17 @@ def run_t1(model_dir: str, seed: int, s: Settings, out_dir: str) -> dict[str, An
 
     register_verifier(TASK, DigitFirst)
     set_threads(s.threads)
-    overrides = [
-        f"model.path={model_dir}",
-        "model.device=cpu",
-        f"trainer.out={out_dir}",
-        f"trainer.seed={seed}",
-        f"trainer.steps={s.steps}",
-        "trainer.progress=false",
-        "trainer.tensorboard=false",
-        "trainer.save_every=0",
-        "trainer.sample_every=0",
-        f"reward.task={TASK}",
-        "reward.truncation_penalty=null",
-        "reward.repetition_penalty=null",
-        "reward.garbage_penalty=null",
-        f"sampling.max_new_tokens={s.max_new_tokens}",
-        f"sampling.temperature={s.temperature}",
-        f"rl.k={s.k}",
-        f"rl.prompts_per_step={s.prompts_per_step}",
-        f"rl.micro_batch_size={s.k * s.prompts_per_step}",
-        "rl.beta=0.0",
-        "rl.anchor=none",
-        "rl.entropy_coef=0.0",
-        "rl.advantage=drgrpo",
-        "rl.loss_agg=token-mean",
-        f"optim.lr={s.lr}",
-        "optim.schedule=constant",
-        "optim.betas=[0.9, 0.999]",
-        "optim.grad_clip=1.0",
-    ]
+    run = (
+        f"model.path={model_dir} trainer.out={out_dir} trainer.seed={seed} trainer.steps={s.steps}"
+    )
+    shape = f"rl.k={s.k} rl.prompts_per_step={s.prompts_per_step} optim.lr={s.lr}"
+    sampling = f"sampling.max_new_tokens={s.max_new_tokens} sampling.temperature={s.temperature}"
+    batch = f"rl.micro_batch_size={s.k * s.prompts_per_step} reward.task={TASK}"
+    overrides = [*run.split(), *shape.split(), *sampling.split(), *batch.split(), *T1_FIXED]
     cfg = load_config(RLStage, None, overrides)
     model, tokenizer = load_model(cfg.model)
-    problems = [
-        Problem(id=str(i), prompt=t, answer="", task=TASK)
-        for i, t in enumerate(prompt_texts(0, s.n_prompts))
-    ]
+    texts = prompt_texts(0, s.n_prompts)
+    problems = [Problem(id=str(i), prompt=t, answer="", task=TASK) for i, t in enumerate(texts)]
     trainer = RLTrainer(cfg, model, tokenizer, problems)
     stamps, cpu, rewards, tokens, phases = [time.perf_counter()], [time.process_time()], [], [], []
     for _ in range(s.steps):
@@ -157,95 +141,114 @@ def run_t1(model_dir: str, seed: int, s: Settings, out_dir: str) -> dict[str, An
 
 
 # -------------------------------------------------------------------------------------- TRL
-def run_trl(model_dir: str, seed: int, s: Settings, out_dir: str) -> dict[str, Any]:
-    import trl
-    from datasets import Dataset
-    from transformers import AutoTokenizer, TrainerCallback
-    from trl import GRPOConfig, GRPOTrainer
+def trl_config(s: Settings, out_dir: str, seed: int) -> Any:
+    from trl import GRPOConfig
 
-    set_threads(s.threads)
+    # fmt: off
+    equal = dict(  # t1's side: T1_FIXED and the overrides in run_t1
+        num_generations=s.k, per_device_train_batch_size=s.k * s.prompts_per_step,
+        gradient_accumulation_steps=1, num_iterations=1,  # one optimiser step per rollout batch
+        max_completion_length=s.max_new_tokens, temperature=s.temperature, top_p=1.0, top_k=0,
+        beta=0.0, loss_type="dapo", scale_rewards="none", entropy_coef=0.0,  # dapo = token-mean
+        mask_truncated_completions=False, learning_rate=s.lr, lr_scheduler_type="constant",
+        warmup_steps=0, optim="adamw_torch", adam_beta1=0.9, adam_beta2=0.999, adam_epsilon=1e-8,
+        weight_decay=0.0, max_grad_norm=1.0,
+    )
+    off = dict(  # TRL defaults that t1 does not have (bf16, gradient checkpointing), logging
+        bf16=False, fp16=False, gradient_checkpointing=False, use_cpu=True, use_vllm=False,
+        logging_strategy="no", save_strategy="no", report_to="none", disable_tqdm=True,
+        log_completions=False, dataloader_num_workers=0,
+    )
+    # fmt: on
+    return GRPOConfig(output_dir=out_dir, seed=seed, max_steps=s.steps, **equal, **off)
+
+
+def trl_trainer(model_dir: str, s: Settings, out_dir: str, seed: int, reward_fn: Any, **kw: Any):
+    from datasets import Dataset
+    from transformers import AutoTokenizer
+    from trl import GRPOTrainer
+
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     data = Dataset.from_dict({"prompt": chat_prompts(tokenizer, prompt_texts(0, s.n_prompts))})
-    rewards: list[float] = []
-    tokens: list[int] = []
+    config = trl_config(s, out_dir, seed)
+    kw.update(args=config, train_dataset=data, processing_class=tokenizer)
+    return GRPOTrainer(model=model_dir, reward_funcs=reward_fn, **kw)
 
-    def reward_fn(
-        completions: list[str], completion_ids: list[list[int]], **kw: Any
-    ) -> list[float]:
+
+def run_trl(model_dir: str, seed: int, s: Settings, out_dir: str) -> dict[str, Any]:
+    from transformers import TrainerCallback
+
+    set_threads(s.threads)
+    out: dict[str, list[float]] = {"stamps": [], "cpu": [], "rewards": [], "tokens": []}
+
+    def reward_fn(completions: list[str], completion_ids: list[list[int]], **kw: Any) -> list:
         scores = [digit_first(c) for c in completions]
-        rewards.append(sum(scores) / len(scores))
-        tokens.append(sum(len(ids) for ids in completion_ids))
+        out["rewards"].append(sum(scores) / len(scores))
+        out["tokens"].append(sum(len(ids) for ids in completion_ids))
         return scores
 
     class Stamps(TrainerCallback):
-        def __init__(self) -> None:
-            self.stamps: list[float] = []
-            self.cpu: list[float] = []
-
         def on_step_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
-            if not self.stamps:
+            if not out["stamps"]:
                 self.on_step_end(args, state, control)
 
         def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
-            self.stamps.append(time.perf_counter())
-            self.cpu.append(time.process_time())
+            out["stamps"].append(time.perf_counter())
+            out["cpu"].append(time.process_time())
 
-    config = GRPOConfig(
-        output_dir=out_dir,
-        seed=seed,
-        max_steps=s.steps,
-        per_device_train_batch_size=s.k * s.prompts_per_step,
-        gradient_accumulation_steps=1,
-        num_generations=s.k,
-        num_iterations=1,
-        max_completion_length=s.max_new_tokens,
-        temperature=s.temperature,
-        top_p=1.0,
-        top_k=0,
-        beta=0.0,
-        loss_type="dapo",
-        scale_rewards="none",
-        entropy_coef=0.0,
-        mask_truncated_completions=False,
-        learning_rate=s.lr,
-        lr_scheduler_type="constant",
-        warmup_steps=0,
-        adam_beta1=0.9,
-        adam_beta2=0.999,
-        adam_epsilon=1e-8,
-        weight_decay=0.0,
-        max_grad_norm=1.0,
-        optim="adamw_torch",
-        bf16=False,
-        fp16=False,
-        gradient_checkpointing=False,
-        use_cpu=True,
-        use_vllm=False,
-        logging_strategy="no",
-        save_strategy="no",
-        report_to="none",
-        disable_tqdm=True,
-        log_completions=False,
-        dataloader_num_workers=0,
-    )
-    stamps = Stamps()
-    trainer = GRPOTrainer(
-        model=model_dir,
-        reward_funcs=reward_fn,
-        args=config,
-        train_dataset=data,
-        processing_class=tokenizer,
-        callbacks=[stamps],
-    )
+    trainer = trl_trainer(model_dir, s, out_dir, seed, reward_fn, callbacks=[Stamps()])
     trainer.train()
     trainer.save_model(str(Path(out_dir) / "final"))
-    return {
-        "stamps": stamps.stamps,
-        "cpu": stamps.cpu,
-        "rewards": rewards,
-        "tokens": tokens,
-        "trl": trl.__version__,
+    return out
+
+
+def check_gradients(model_dir: str, seed: int, s: Settings, out_dir: str) -> dict[str, Any]:
+    """One batch of rollouts, the same advantages: t1's learner gradient against TRL's loss's.
+
+    Runs where both packages import (the bench venv); equal gradients (to float rounding) show
+    that the two compute the same update, so any gap in learning is sampling noise.
+    """
+    import torch
+
+    from t1.config import ModelConfig
+    from t1.models import load_model
+    from t1.rollout import HFEngine, SamplingParams, collate_rollouts
+    from t1.train.distributed import DistInfo
+    from t1.train.rl_update import LossSpec, accumulate_gradients, compute_advantages
+
+    set_threads(s.threads)
+    model, tok = load_model(ModelConfig(path=model_dir, device="cpu"))
+    sp = SamplingParams(temperature=s.temperature, max_new_tokens=s.max_new_tokens, seed=seed)
+    prompts = chat_prompts(tok, prompt_texts(0, s.prompts_per_step))
+    rollouts = HFEngine(model, tok).generate(prompts, s.k, sp)
+    rewards = torch.tensor([digit_first(r.text) for r in rollouts]).view(-1, s.k)
+    adv = compute_advantages(rewards, None, 0.0, "drgrpo").reshape(-1)
+    batch = collate_rollouts(rollouts, tok.pad_token_id)
+    model.train()
+    spec = LossSpec("token-mean", None, 0.0, s.temperature, len(batch), s.max_new_tokens)
+    old = torch.zeros_like(batch.response_mask)  # REINFORCE: old log-probs only feed diagnostics
+    accumulate_gradients(model, batch, old, adv, spec, DistInfo(device=torch.device("cpu")))
+    trainer = trl_trainer(
+        model_dir, s, out_dir, seed, lambda completions, **kw: [0.0] * len(completions)
+    )
+    trainer.current_gradient_accumulation_steps = 1  # set by the training loop, skipped here
+    P = batch.prompt_len
+    inputs = {
+        "prompt_ids": batch.input_ids[:, :P],
+        "prompt_mask": batch.attention_mask[:, :P],
+        "completion_ids": batch.input_ids[:, P:],
+        "completion_mask": batch.response_mask.long(),
+        "advantages": adv,
+        "num_items_in_batch": batch.response_mask.sum(),
     }
+    trainer.model.train()
+    trainer.compute_loss(trainer.model, inputs).backward()
+    ours = dict(model.named_parameters())
+    diff = max(
+        float((ours[n].grad - p.grad).abs().max()) for n, p in trainer.model.named_parameters()
+    )
+    norm = float(torch.cat([p.grad.flatten() for p in model.parameters()]).norm())
+    return {"max_abs_diff": diff, "grad_norm": norm, "rows": len(batch)}
 
 
 # ------------------------------------------------------------------------------- evaluation
@@ -287,8 +290,8 @@ def summarise(raw: dict[str, Any], tail: int = 5) -> dict[str, float]:
 
 def worker_main(args: argparse.Namespace) -> None:
     s = Settings(**json.loads(args.settings))
-    run = run_t1 if args.worker == "t1" else run_trl
-    raw = run(args.model_dir, args.seed, s, args.out)
+    run = {"t1": run_t1, "trl": run_trl, "check": check_gradients}[args.worker]
+    raw = run(args.model_dir, int(args.seed), s, args.out)
     print(MARK + json.dumps(raw), flush=True)
 
 
@@ -298,6 +301,8 @@ def launch(
     cmd = [python, __file__, "--worker", framework, "--model-dir", model_dir]
     cmd += ["--seed", str(seed), "--out", out, "--settings", json.dumps(asdict(s))]
     env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": str(s.threads)}
+    if s.threads > 1:  # OpenMP's spin-waits make every op 10-20x slower on shared cores
+        env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
     lines = [x for x in done.stdout.splitlines() if x.startswith(MARK)]
     if done.returncode != 0 or not lines:
@@ -311,38 +316,56 @@ def mean_std(xs: list[float]) -> str:
     return f"{statistics.fmean(xs):.3f} ± {sd:.3f}"
 
 
+def trl_python(args: argparse.Namespace) -> str:
+    """--trl-python, else the bench venv when it exists, else this interpreter."""
+    if args.trl_python:
+        return args.trl_python
+    return DEFAULT_TRL_PYTHON if Path(DEFAULT_TRL_PYTHON).exists() else sys.executable
+
+
+def run_all(args: argparse.Namespace, s: Settings, root: Path, model_dir: str) -> dict[str, list]:
+    """Both frameworks for every seed, alternating which goes first (the machine is shared)."""
+    results: dict[str, list[dict[str, float]]] = {"t1": [], "trl": []}
+    for i, seed in enumerate(args.seeds):
+        for fw in ["t1", "trl"] if i % 2 == 0 else ["trl", "t1"]:
+            out = root / f"{fw}-seed{seed}"
+            python = sys.executable if fw == "t1" else trl_python(args)
+            try:
+                raw = launch(python, fw, model_dir, seed, s, str(out))
+            except RuntimeError as e:
+                print(f"  {e}", file=sys.stderr)
+                continue
+            row = {**summarise(raw), "eval_reward": evaluate(str(out / "final"), s)}
+            results[fw].append(row)
+            print(
+                f"  {fw:>3} seed {seed}: {row['steps_per_s']:.2f} steps/s, "
+                f"{row['tokens_per_s']:.0f} tok/s ({row['cpu_steps_per_s']:.2f} steps/CPU-s), "
+                f"reward last 5 {row['train_reward_last']:.3f}, eval {row['eval_reward']:.3f}",
+                flush=True,
+            )
+            if "phases" in raw:  # t1's own per-phase wall times, steps 2..N
+                ph = raw["phases"][1:]
+                print(
+                    "      t1 s/step: "
+                    + ", ".join(f"{k} {statistics.fmean(p[k] for p in ph):.3f}" for k in ph[0])
+                )
+    return results
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--steps", type=int, default=Settings.steps)
+    for f in fields(Settings):
+        ap.add_argument(f"--{f.name.replace('_', '-')}", type=type(f.default), default=f.default)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--k", type=int, default=Settings.k)
-    ap.add_argument("--prompts-per-step", type=int, default=Settings.prompts_per_step)
-    ap.add_argument("--max-new-tokens", type=int, default=Settings.max_new_tokens)
-    ap.add_argument("--temperature", type=float, default=Settings.temperature)
-    ap.add_argument("--lr", type=float, default=Settings.lr)
-    ap.add_argument("--threads", type=int, default=Settings.threads)
     ap.add_argument("--trl-python", default=None, help="interpreter with trl==1.16.0")
     ap.add_argument("--keep", default=None, help="keep the runs in this folder")
-    ap.add_argument("--worker", choices=["t1", "trl"], help=argparse.SUPPRESS)
-    ap.add_argument("--model-dir", help=argparse.SUPPRESS)
-    ap.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
-    ap.add_argument("--out", help=argparse.SUPPRESS)
-    ap.add_argument("--settings", help=argparse.SUPPRESS)
+    ap.add_argument("--no-check", action="store_true", help="skip the gradient check")
+    for hidden in ("--worker", "--model-dir", "--seed", "--out", "--settings"):
+        ap.add_argument(hidden, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
         return worker_main(args)
-    s = Settings(
-        args.steps,
-        args.k,
-        args.prompts_per_step,
-        args.max_new_tokens,
-        args.temperature,
-        args.lr,
-        args.threads,
-    )
-    trl_python = args.trl_python or (
-        DEFAULT_TRL_PYTHON if Path(DEFAULT_TRL_PYTHON).exists() else sys.executable
-    )
+    s = Settings(**{f.name: getattr(args, f.name) for f in fields(Settings)})
     root = Path(args.keep or tempfile.mkdtemp(prefix="rl_vs_trl-"))
     set_threads(s.threads)
     from t1.config import ModelConfig
@@ -356,35 +379,16 @@ def main() -> None:
         f"max_new_tokens={s.max_new_tokens}, T={s.temperature}, lr={s.lr}, {s.steps} steps, "
         f"threads={s.threads}, seeds={args.seeds}; initial reward {evaluate(model_dir, s):.3f}"
     )
-    results: dict[str, list[dict[str, float]]] = {"t1": [], "trl": []}
-    for i, seed in enumerate(args.seeds):
-        # alternate the order so that neither framework always runs first on a shared machine
-        order = ["t1", "trl"] if i % 2 == 0 else ["trl", "t1"]
-        for fw in order:
-            out = str(root / f"{fw}-seed{seed}")
-            python = sys.executable if fw == "t1" else trl_python
-            try:
-                raw = launch(python, fw, model_dir, seed, s, out)
-            except RuntimeError as e:
-                print(f"  {e}", file=sys.stderr)
-                continue
-            row = {**summarise(raw), "eval_reward": evaluate(str(Path(out) / "final"), s)}
-            if "phases" in raw:  # t1's own per-phase wall times, steps 2..N
-                phases = {
-                    k: statistics.fmean(p[k] for p in raw["phases"][1:]) for k in raw["phases"][0]
-                }
-                print(
-                    "  t1 phases (s/step): " + ", ".join(f"{k} {v:.3f}" for k, v in phases.items())
-                )
-            results[fw].append(row)
+    if not args.no_check:
+        try:
+            c = launch(trl_python(args), "check", model_dir, 0, s, str(root / "check"))
             print(
-                f"  {fw:>3} seed {seed}: {row['steps_per_s']:.2f} steps/s, "
-                f"{row['tokens_per_s']:.0f} tok/s ({row['cpu_steps_per_s']:.2f} steps and "
-                f"{row['cpu_tokens_per_s']:.0f} tok per CPU-s), train reward (last 5) "
-                f"{row['train_reward_last']:.3f}, eval reward {row['eval_reward']:.3f}",
-                flush=True,
+                f"same batch ({c['rows']} rows), same advantages: max |grad t1 - grad TRL| = "
+                f"{c['max_abs_diff']:.1e} (gradient norm {c['grad_norm']:.3f})"
             )
-    report(results)
+        except RuntimeError as e:
+            print(f"gradient check failed: {e}", file=sys.stderr)
+    report(run_all(args, s, root, model_dir))
 
 
 KEYS = {
@@ -399,24 +403,21 @@ KEYS = {
 
 
 def report(results: dict[str, list[dict[str, float]]]) -> None:
+    """Mean ± std over seeds; ratios of the means; reward gaps with two standard errors."""
     print(f"{'':>4} " + " ".join(f"{name:>16}" for name in KEYS))
     for fw, rows in results.items():
-        if not rows:
-            print(f"{fw:>4} (no successful run)")
-            continue
-        print(
-            f"{fw:>4} " + " ".join(f"{mean_std([r[k] for r in rows]):>16}" for k in KEYS.values())
-        )
+        cells = [mean_std([r[k] for r in rows]) for k in KEYS.values()] if rows else ["-"] * 7
+        print(f"{fw:>4} " + " ".join(f"{c:>16}" for c in cells))
     if not (results["t1"] and results["trl"]):
         return
-    mean = {
-        fw: {k: statistics.fmean(r[k] for r in rows) for k in rows[0]}
-        for fw, rows in results.items()
-    }
     for name, key in list(KEYS.items())[:4]:
-        print(f"ratio {name} t1/trl: {mean['t1'][key] / mean['trl'][key]:.2f}x")
-    gap = mean["t1"]["eval_reward"] - mean["trl"]["eval_reward"]
-    print(f"eval reward t1 - trl: {gap:+.3f}")
+        a, b = (statistics.fmean(r[key] for r in results[fw]) for fw in ("t1", "trl"))
+        print(f"ratio {name} t1/trl: {a / b:.2f}x")
+    for name, key in list(KEYS.items())[4:]:
+        xs, ys = ([r[key] for r in results[fw]] for fw in ("t1", "trl"))
+        var = sum(statistics.variance(v) / len(v) if len(v) > 1 else 0.0 for v in (xs, ys))
+        gap = statistics.fmean(xs) - statistics.fmean(ys)
+        print(f"{name} t1 - trl: {gap:+.3f} (2 s.e. {2 * var**0.5:.3f})")
 
 
 if __name__ == "__main__":

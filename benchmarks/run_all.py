@@ -66,17 +66,15 @@ def parse_entropy(out: str) -> list[Row]:
 
 
 def parse_rl(out: str) -> list[Row]:
-    """`ratio steps/s t1/trl: X.XXx`, `ratio tokens/s ...` and the reward gap line."""
+    """`ratio NAME t1/trl: X.XXx` lines, and `NAME t1 - trl: +G (2 s.e. E)` reward gaps."""
     rows: list[Row] = [
         (f"RL {m.group(1)}: t1 / TRL GRPOTrainer", f"{m.group(2)}x", "")
         for m in _float(r"^ratio (\S+) t1/trl: ([\d.]+)x", out)
     ]
-    gap = _float(r"^eval reward t1 - trl: ([-+][\d.]+)", out)
-    if gap:
-        rows.append(("RL eval reward, t1 - TRL (after equal steps)", gap[0].group(1), "difference"))
-    for line in out.splitlines():
-        if line.startswith(("  t1 ", " t1 ", "  trl ", " trl ")) and "±" in line:
-            rows.append((f"  {line.split()[0]} steps/s tokens/s train eval", "", line.strip()))
+    rows += [
+        (f"RL {m.group(1)}: t1 - TRL", m.group(2), f"difference; 2 s.e. {m.group(3)}")
+        for m in _float(r"^(.*reward.*) t1 - trl: ([-+][\d.]+) \(2 s\.e\. ([\d.]+)\)", out)
+    ]
     return rows
 
 

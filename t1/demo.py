@@ -256,6 +256,11 @@ def run_demo(
     overrides: list[str] = (),
     config: str | None = None,
 ) -> int:
+    import torch
+
+    # the demo's models are tiny: one intra-op thread is several times faster than two on a
+    # 2-core machine (measured: 0.73 s vs 6.5 s per SFT step)
+    torch.set_num_threads(1)
     started = _T0[0] = time.perf_counter()
     cfg = demo_config(quick, seed, list(overrides), config)
     fresh_start(Path(out))

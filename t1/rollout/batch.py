@@ -80,3 +80,12 @@ def collate_rollouts(rollouts: Sequence[Rollout], pad_id: int) -> Batch:
         prompt_len=P,
         response_mask=response_mask,
     )
+
+
+def sampler_logprobs(rollouts: Sequence[Rollout], width: int) -> torch.Tensor:
+    """(N, width) the engine's per-token log-probs in the response block, 0 on padding."""
+    out = torch.zeros(len(rollouts), width)
+    for i, r in enumerate(rollouts):
+        n = min(len(r.logprobs), width)
+        out[i, :n] = torch.tensor(r.logprobs[:n])
+    return out

@@ -180,6 +180,7 @@ class RLTrainer:
 
     def train_step(self) -> dict[str, Any]:
         from t1.rollout import collate_rollouts, compute_logprobs
+        from t1.rollout.batch import sampler_logprobs
 
         cfg, rl, timer = self.cfg, self.cfg.rl, Timer()
         self.step += 1
@@ -190,7 +191,10 @@ class RLTrainer:
         mask = batch.response_mask
         T = cfg.sampling.temperature
         with timer("logprobs"), torch.no_grad():
-            old_logp = compute_logprobs(self.model, batch, T, rl.micro_batch_size)
+            if rl.old_logp == "sampler":
+                old_logp = sampler_logprobs(rollouts, mask.shape[1]) * mask
+            else:
+                old_logp = compute_logprobs(self.model, batch, T, rl.micro_batch_size)
             seq_kl = None
             if self.anchor is not None:
                 ref_logp = compute_logprobs(self.anchor, batch, T, rl.micro_batch_size)
@@ -298,7 +302,14 @@ class RLTrainer:
         last: dict[str, Any] = {}
         show = tr.progress and self.info.main
         try:
-            with StopRequest() as stop, Progress(tr.steps, "rl", show, completed=start) as bar:
+            from t1.rollout.hf import cpu_threads
+
+            device = next(self.model.parameters()).device
+            with (
+                StopRequest() as stop,
+                Progress(tr.steps, "rl", show, completed=start) as bar,
+                cpu_threads(self.model, device, None),  # 1 thread for tiny models on CPU
+            ):
                 while self.step < tr.steps:
                     last = self.train_step()
                     if tr.eval_every and self.step % tr.eval_every == 0:

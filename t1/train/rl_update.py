@@ -23,7 +23,6 @@ from t1.algo import (
     policy_loss,
     rloo_advantages,
     select_samples,
-    sequence_kl,
     t1_advantages,
 )
 from t1.rollout import Batch, compute_logprobs
@@ -149,11 +148,3 @@ def accumulate_gradients(
     keys = ["loss", "pg_loss", "entropy", "clip_frac"]
     reduced = all_sum(torch.tensor([sums[k] for k in keys], dtype=torch.float64), info)
     return {**dict(zip(keys, reduced.tolist())), "ratio_max": sums["ratio_max"]}
-
-
-@torch.no_grad()
-def sequence_kls(
-    logp: torch.Tensor, ref_logp: torch.Tensor, mask: torch.Tensor, kind: str, shape: tuple
-) -> torch.Tensor:
-    """(B, K) per-response KL to the anchor, Σ_t over response tokens."""
-    return sequence_kl(logp, ref_logp, mask, kind).view(shape)

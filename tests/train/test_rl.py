@@ -198,3 +198,24 @@ def test_two_process_update_equals_one_process(tmp_path):
     # differences above into up to ~1e-5; 1e-4 is 1 % of the step (lr = 0.01) every weight took
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-4)
+
+
+def test_sampler_logprobs_give_the_same_step_as_the_learner(tmp_path):
+    # the HF engine reports log softmax(logits/T) of the sampled tokens: reusing them for the
+    # KL and the ratio (no extra forward pass) must match recomputing them with the learner
+    out = {}
+    for mode in ("sampler", "learner"):
+        t = _trainer(tmp_path / mode, f"rl.old_logp={mode}", "rl.beta=0.5",
+                     "sampling.temperature=1.2")
+        with torch.no_grad():
+            for p in t.anchor.parameters():
+                p.add_(0.05)
+        out[mode] = (t.train_step(), [p.detach().clone() for p in t.model.parameters()])
+    (m_s, w_s), (m_l, w_l) = out["sampler"], out["learner"]
+    assert m_s["kl"] != 0.0
+    assert m_s["kl"] == pytest.approx(m_l["kl"], rel=1e-4)
+    assert m_s["ratio_max"] == pytest.approx(1.0, abs=1e-4)  # sampler == learner per token
+    # 1 % of the first Adam step (lr = 0.01), which turns ~1e-7 log-prob differences where
+    # |g| ~ eps into up to ~1e-4 (see the two-process test)
+    for a, b in zip(w_s, w_l):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-4)
