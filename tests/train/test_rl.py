@@ -205,8 +205,9 @@ def test_sampler_logprobs_give_the_same_step_as_the_learner(tmp_path):
     # KL and the ratio (no extra forward pass) must match recomputing them with the learner
     out = {}
     for mode in ("sampler", "learner"):
-        t = _trainer(tmp_path / mode, f"rl.old_logp={mode}", "rl.beta=0.5",
-                     "sampling.temperature=1.2")
+        t = _trainer(
+            tmp_path / mode, f"rl.old_logp={mode}", "rl.beta=0.5", "sampling.temperature=1.2"
+        )
         with torch.no_grad():
             for p in t.anchor.parameters():
                 p.add_(0.05)
