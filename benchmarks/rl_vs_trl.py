@@ -27,10 +27,11 @@ Not equal (cannot be): each draws its own samples and prompt order from its own 
 gives each a different (equally random) trajectory; TRL computes token entropies for its logs.
 Before the runs, a check feeds one batch to both losses: the gradients agree to float rounding.
 
-Measured: steps/s and generated tokens/s (response tokens including eos, per wall-clock second of
-the whole RL step: generate, score, log-probs, update), over steps 2..N (step 1 is warm-up); the
-mean training reward of the last 5 steps; and the reward of the final weights of both, graded by
-one evaluator (t1's HFEngine, T = 1, fixed seed, held-out prompts).
+Measured: steps/s and generated tokens/s (response tokens including eos) per wall-clock and per
+CPU second of whole RL steps (generate, score, log-probs, update), over steps 2..N (step 1 is
+warm-up); the training reward (mean over all steps and over the last 5); and the reward of the
+final weights of both, graded by one evaluator (t1's HFEngine, T = 1, fixed seed, held-out
+prompts). `--frameworks t1 --share-prompts 0` times t1 alone with its learner's full pass.
 """
 
 from __future__ import annotations
@@ -70,6 +71,8 @@ class Settings:
     lr: float = 3e-3
     threads: int = 1
     n_prompts: int = 64
+    # t1's learner runs each distinct prompt once (0: the full pass, for a before/after)
+    share_prompts: int = 1
 
 
 def digit_first(text: str) -> float:
@@ -115,6 +118,10 @@ def run_t1(model_dir: str, seed: int, s: Settings, out_dir: str) -> dict[str, An
             return RewardResult(score=float(ok), correct=ok, answer=text[:1] or None)
 
     register_verifier(TASK, DigitFirst)
+    if not s.share_prompts:
+        import t1.rollout.logprobs
+
+        t1.rollout.logprobs.supports_shared_prompts = lambda model: False
     set_threads(s.threads)
     run = (
         f"model.path={model_dir} trainer.out={out_dir} trainer.seed={seed} trainer.steps={s.steps}"
@@ -325,9 +332,9 @@ def trl_python(args: argparse.Namespace) -> str:
 
 def run_all(args: argparse.Namespace, s: Settings, root: Path, model_dir: str) -> dict[str, list]:
     """Both frameworks for every seed, alternating which goes first (the machine is shared)."""
-    results: dict[str, list[dict[str, float]]] = {"t1": [], "trl": []}
+    results: dict[str, list[dict[str, float]]] = {fw: [] for fw in args.frameworks}
     for i, seed in enumerate(args.seeds):
-        for fw in ["t1", "trl"] if i % 2 == 0 else ["trl", "t1"]:
+        for fw in args.frameworks if i % 2 == 0 else args.frameworks[::-1]:
             out = root / f"{fw}-seed{seed}"
             python = sys.executable if fw == "t1" else trl_python(args)
             try:
@@ -359,6 +366,7 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--trl-python", default=None, help="interpreter with trl==1.16.0")
     ap.add_argument("--keep", default=None, help="keep the runs in this folder")
+    ap.add_argument("--frameworks", nargs="+", choices=["t1", "trl"], default=["t1", "trl"])
     ap.add_argument("--no-check", action="store_true", help="skip the gradient check")
     for hidden in ("--worker", "--model-dir", "--seed", "--out", "--settings"):
         ap.add_argument(hidden, help=argparse.SUPPRESS)
@@ -379,7 +387,7 @@ def main() -> None:
         f"max_new_tokens={s.max_new_tokens}, T={s.temperature}, lr={s.lr}, {s.steps} steps, "
         f"threads={s.threads}, seeds={args.seeds}; initial reward {evaluate(model_dir, s):.3f}"
     )
-    if not args.no_check:
+    if not args.no_check and "trl" in args.frameworks:
         try:
             c = launch(trl_python(args), "check", model_dir, 0, s, str(root / "check"))
             print(
@@ -408,7 +416,7 @@ def report(results: dict[str, list[dict[str, float]]]) -> None:
     for fw, rows in results.items():
         cells = [mean_std([r[k] for r in rows]) for k in KEYS.values()] if rows else ["-"] * 7
         print(f"{fw:>4} " + " ".join(f"{c:>16}" for c in cells))
-    if not (results["t1"] and results["trl"]):
+    if not (results.get("t1") and results.get("trl")):
         return
     for name, key in list(KEYS.items())[:4]:
         a, b = (statistics.fmean(r[key] for r in results[fw]) for fw in ("t1", "trl"))
