@@ -447,8 +447,10 @@ class DemoStage:
             curate=CurateConfig(enabled=False, n=2, max_pass=0.75, temperature=1.0),
         )
     )
+    # lr 1e-4: from the same SFT model, 90 steps at 3e-4 lost 7.9 points (KL spikes to 27
+    # nats), 1e-4 gained 9.0 on 300 held-out problems
     rl_optim: OptimConfig = field(
-        default_factory=lambda: OptimConfig(lr=3e-4, schedule="constant", warmup_steps=5)
+        default_factory=lambda: OptimConfig(lr=1e-4, schedule="constant", warmup_steps=5)
     )
     # sampling of the RL rollouts (paper: temperature 1.2)
     sampling: SamplingConfig = field(
