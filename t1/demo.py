@@ -218,8 +218,9 @@ def scale_models(
 def headline(sft: dict[str, Any], rl: dict[str, Any], scale: list[dict[str, Any]]) -> list[str]:
     """The numbers a reader wants first: SFT vs RL accuracy and the scaling gain."""
     a, b = sft["accuracy"], rl["accuracy"]
-    n = sft.get("n_problems") or len(sft.get("samples", [])) or 1
-    se = math.sqrt(a["mean"] * (1 - a["mean"]) / n + b["mean"] * (1 - b["mean"]) / n)
+    # standard errors from the per-problem bootstrap intervals: a problem's samples are
+    # correlated, so counting them as independent draws would overstate the evidence
+    se = math.hypot((a["hi"] - a["lo"]) / 3.92, (b["hi"] - b["lo"]) / 3.92)
     diff = b["mean"] - a["mean"]
     lines = [
         f"held-out accuracy  SFT {a['mean']:.1%} [{a['lo']:.1%}, {a['hi']:.1%}]   "
@@ -295,7 +296,7 @@ def run_demo(
 
     build_report(run.path)
     minutes = (time.perf_counter() - started) / 60
-    lines = headline(sft_eval | {"n_problems": len(sets["test"]) * cfg.eval.n}, rl_eval, scale)
+    lines = headline(sft_eval, rl_eval, scale)
     run.write_json("headline.json", {"lines": lines, "minutes": minutes})
     print()
     for line in lines:

@@ -54,3 +54,14 @@ def test_quick_demo_writes_every_artefact(tmp_path, capsys):
     html = (out / "report.html").read_text()
     assert "scaling" in html.lower() and "<img" in html
     assert json.loads((out / "headline.json").read_text())["lines"]
+
+
+def test_headline_standard_errors_come_from_the_intervals():
+    from t1.demo import headline
+
+    sft = {"accuracy": {"mean": 0.4, "lo": 0.3, "hi": 0.5}}
+    rl = {"accuracy": {"mean": 0.6, "lo": 0.5, "hi": 0.7}}
+    # each SE = 0.2 / 3.92 = 0.05102; of the difference: 0.05102 * sqrt(2) = 0.07215;
+    # 0.2 / 0.07215 = 2.77
+    lines = headline(sft, rl, [])
+    assert lines[1] == "RL - SFT = +20.0% (2.8 standard errors)"
