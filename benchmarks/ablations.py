@@ -3,20 +3,26 @@
     python benchmarks/ablations.py --seeds 0 1 2              # full size (about 15 min a run)
     python benchmarks/ablations.py --seeds 0 --size medium    # shorter runs, same recipe
 
-Each run writes runs/ablations/NAME-sSEED/; the table (markdown) goes to stdout and to
-runs/ablations/table.md: held-out accuracy of the SFT and RL models (mean over seeds, and the
-95 % interval of each run), RL - SFT, and the scaling gain (accuracy at the largest budget minus
-the smallest) of the RL model.
+Variants that change only RL settings reuse the problems, traces and SFT model of the default
+run with the same seed (`t1 demo --sft-from`), so their SFT accuracy is the default's and their
+RL - SFT differences are paired. Each run writes runs/ablations/NAME-sSEED/; the table
+(markdown) goes to stdout and to runs/ablations/table.md: held-out accuracy of the SFT and RL
+models (mean over seeds, and the 95 % interval of each run), RL - SFT, and the scaling gain
+(accuracy at the largest budget minus the smallest) of the RL model.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 # fewer steps and problems, same recipe: for when full-size runs don't fit the time at hand
@@ -26,14 +32,37 @@ SIZES = {
 }
 
 
-def run_one(name: str, config: Path | None, seed: int, size: str, out: Path) -> dict:
-    folder = out / f"{name}-s{seed}"
-    if not (folder / "headline.json").exists():
-        cmd = [sys.executable, "-m", "t1", "demo", "--out", str(folder), "--seed", str(seed)]
-        if config is not None:
-            cmd += ["--config", str(config)]
-        cmd += SIZES[size]
-        subprocess.run(cmd, check=True, cwd=ROOT)
+def changes_sft(config: Path | None) -> bool:
+    """Whether an ablation config sets anything that stages 1-3 (problems, traces, SFT) use."""
+    from t1.demo import SFT_KEYS
+
+    return config is not None and bool(set(yaml.safe_load(config.read_text())) & set(SFT_KEYS))
+
+
+def launch(name: str, config: Path | None, seed: int, args: argparse.Namespace) -> None:
+    """Run one demo unless its run directory already holds a finished one."""
+    folder = args.out / f"{name}-s{seed}"
+    if (folder / "headline.json").exists():
+        return
+    cmd = [sys.executable, "-m", "t1", "demo", "--out", str(folder), "--seed", str(seed)]
+    if config is not None:
+        cmd += ["--config", str(config)]
+    if name != "default" and not changes_sft(config):
+        # an RL-only variant starts from the default run's SFT model (same seed and size)
+        cmd += ["--sft-from", str(args.out / f"default-s{seed}")]
+    cmd += SIZES[args.size]
+    # parallel runs share the cores: each gets its share of intra-op threads
+    threads = max(1, (os.cpu_count() or 1) // args.jobs)
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    print(f"running {name} seed {seed} (log: {folder}.log)", flush=True)
+    with open(f"{folder}.log", "w") as log:
+        done = subprocess.run(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    if done.returncode:
+        raise SystemExit(f"{name} seed {seed} failed (exit {done.returncode}); see {folder}.log")
+
+
+def read_run(folder: Path) -> dict:
     sft = json.loads((folder / "eval" / "sft.json").read_text())["accuracy"]
     rl = json.loads((folder / "eval" / "rl.json").read_text())["accuracy"]
     scale = json.loads((folder / "eval" / "scale.json").read_text())
@@ -54,25 +83,35 @@ def main() -> None:
     ap.add_argument("--size", choices=sorted(SIZES), default="full")
     ap.add_argument("--out", type=Path, default=ROOT / "runs" / "ablations")
     ap.add_argument("--only", nargs="*", help="names to run (default: all)")
+    ap.add_argument("--jobs", type=int, default=1, help="runs at a time (they share the cores)")
     args = ap.parse_args()
     configs = {"default": None} | {
         p.stem: p for p in sorted((ROOT / "configs" / "ablations").glob("*.yaml"))
     }
-    rows = [
-        "| run | seeds | SFT accuracy | RL accuracy | RL - SFT | RL scaling gain |",
-        "|---|---|---|---|---|---|",
+    names = [n for n in configs if not args.only or n in args.only]
+    # the default and SFT-changing variants first: the RL-only ones start from the default's SFT
+    first = [
+        n for n in dict.fromkeys(["default", *names]) if n == "default" or changes_sft(configs[n])
     ]
-    for name, config in configs.items():
-        if args.only and name not in args.only:
-            continue
-        runs = [run_one(name, config, s, args.size, args.out) for s in args.seeds]
+    then = [n for n in names if n not in first]
+    with ThreadPoolExecutor(args.jobs) as pool:
+        for group in (first, then):
+            jobs = [(n, configs[n], s, args) for n in group for s in args.seeds]
+            list(pool.map(lambda job: launch(*job), jobs))
+    rows = [
+        "| run | seeds | SFT accuracy | RL accuracy | RL - SFT | RL - default RL | RL scaling gain |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    base = [read_run(args.out / f"default-s{s}") for s in args.seeds]
+    for name in names:
+        runs = [read_run(args.out / f"{name}-s{s}") for s in args.seeds]
         diff = statistics.mean(r["rl"]["mean"] - r["sft"]["mean"] for r in runs)
+        vs = statistics.mean(r["rl"]["mean"] - b["rl"]["mean"] for r, b in zip(runs, base))
         gain = statistics.mean(r["gain"] for r in runs)
         rows.append(
             f"| {name} | {' '.join(map(str, args.seeds))} | {fmt(runs, 'sft')} | "
-            f"{fmt(runs, 'rl')} | {diff:+.1%} | {gain:+.1%} |"
+            f"{fmt(runs, 'rl')} | {diff:+.1%} | {vs:+.1%} | {gain:+.1%} |"
         )
-        print(rows[-1], flush=True)
     table = "\n".join(rows)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "table.md").write_text(f"size: {args.size}\n\n{table}\n")

@@ -59,6 +59,12 @@ def build_parser(with_keys: bool = True) -> argparse.ArgumentParser:
     demo.add_argument("--quick", action="store_true", help="minimal sizes (about 3 minutes)")
     demo.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     demo.add_argument("--config", help="YAML file of demo settings (e.g. configs/ablations/*.yaml)")
+    demo.add_argument(
+        "--sft-from",
+        metavar="RUN",
+        help="take problems, traces and SFT model from an earlier demo run with the same "
+        "data, model, synth and SFT settings (for RL-only variants such as the ablations)",
+    )
     demo.add_argument("overrides", nargs="*", metavar="key=value", help="demo config overrides")
 
     for name, (_, _, text) in COMMANDS.items():
@@ -118,6 +124,8 @@ def main(argv: list[str] | None = None) -> int:
                 quick=args.quick,
                 seed=args.seed,
                 overrides=args.overrides,
+                config=args.config,
+                sft_from=args.sft_from,
             )
         if args.command == "report":
             return _call("t1.eval.report", "build_report", args.run_dir)

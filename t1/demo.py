@@ -24,6 +24,7 @@ from t1.config import (
     DataConfig,
     DemoStage,
     EvalStage,
+    ModelConfig,
     RLStage,
     SFTStage,
     TrainerConfig,
@@ -238,6 +239,52 @@ def headline(sft: dict[str, Any], rl: dict[str, Any], scale: list[dict[str, Any]
 
 
 STAGE_DIRS = ("data", "sft", "rl", "eval", "plots", "samples")
+# the settings that make stages 1-3 (problems, traces, SFT model): equal runs share them
+SFT_KEYS = ("data", "model", "synth", "sft", "sft_optim", "seed")
+
+
+def _flat(d: dict, prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        out.update(_flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+    return out
+
+
+def reuse_sft(cfg: DemoStage, source: Path, run: RunDir) -> tuple[dict[str, list], Any, Any]:
+    """Problems, traces and SFT model of the earlier demo in `source`, copied into `run`.
+
+    Refused unless `source` finished its SFT stage with the same `SFT_KEYS` settings: a run
+    that reuses another's SFT model must be the run it would have been from scratch.
+    """
+    import shutil
+
+    from t1.config import to_dict
+    from t1.data.problems import load_problems
+    from t1.data.splits import assert_disjoint
+    from t1.errors import ConfigError
+    from t1.models import load_model
+
+    config, final = source / "config.yaml", source / "sft" / "final"
+    if not (config.is_file() and final.is_dir()):
+        raise ConfigError(
+            f"--sft-from {source}: no finished demo SFT stage there ({final} is missing)"
+        )
+    theirs, ours = _flat(to_dict(load_config(DemoStage, config))), _flat(to_dict(cfg))
+    differ = [
+        f"{k} {theirs.get(k)!r} != {v!r}"
+        for k, v in ours.items()
+        if k.split(".")[0] in SFT_KEYS and theirs.get(k) != v
+    ]
+    if differ:
+        raise ConfigError(
+            f"--sft-from {source}: its SFT stage had other settings: {'; '.join(differ)}"
+        )
+    for name in ("data", "sft"):
+        shutil.copytree(source / name, run.path / name, dirs_exist_ok=True)
+    sets = {k: list(load_problems(run.path / "data" / f"{k}.jsonl")) for k in ("sft", "rl", "test")}
+    assert_disjoint(sets)
+    model, tokenizer = load_model(ModelConfig(path=str(run.path / "sft" / "final")))
+    return sets, model.eval(), tokenizer
 
 
 def fresh_start(out: Path) -> None:
@@ -256,12 +303,9 @@ def run_demo(
     seed: int = 0,
     overrides: list[str] = (),
     config: str | None = None,
+    sft_from: str | None = None,
 ) -> int:
-    import torch
 
-    # the demo's models are tiny: one intra-op thread is several times faster than two on a
-    # 2-core machine (measured: 0.73 s vs 6.5 s per SFT step)
-    torch.set_num_threads(1)
     started = _T0[0] = time.perf_counter()
     cfg = demo_config(quick, seed, list(overrides), config)
     fresh_start(Path(out))
@@ -269,13 +313,17 @@ def run_demo(
     run.write_config(cfg)
     seed_everything(cfg.seed)
     _say(f"run directory {run.path.resolve()}")
-    _say("1/7 problems")
-    sets = make_data(cfg, run)
+    if sft_from:
+        _say(f"1-3/7 problems, traces and SFT model from {sft_from}")
+        sets, sft_model, tokenizer = reuse_sft(cfg, Path(sft_from), run)
+    else:
+        _say("1/7 problems")
+        sets = make_data(cfg, run)
+        _say("2/7 trial-and-error traces")
+        traces = make_traces(cfg, sets["sft"], run)
+        _say("3/7 SFT")
+        sft_model, tokenizer = train_sft_stage(cfg, traces, run)
     _say(f"    {len(sets['sft'])} SFT, {len(sets['rl'])} RL, {len(sets['test'])} test (disjoint)")
-    _say("2/7 trial-and-error traces")
-    traces = make_traces(cfg, sets["sft"], run)
-    _say("3/7 SFT")
-    sft_model, tokenizer = train_sft_stage(cfg, traces, run)
     _say("4/7 curate RL prompts")
     stage = rl_stage_config(cfg, run)
     rl_problems = curate(cfg, stage, sft_model, tokenizer, sets["rl"], run)

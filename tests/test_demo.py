@@ -2,18 +2,31 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+from pathlib import Path
 
+import pytest
+
+from t1.cli import main
 from t1.data.problems import load_problems
 from t1.data.splits import overlap
 from t1.demo import run_demo
 from t1.train.rundir import read_jsonl
 
 
-def test_quick_demo_writes_every_artefact(tmp_path, capsys):
-    out = tmp_path / "demo"
-    assert run_demo(out=str(out), quick=True, seed=0) == 0
-    printed = capsys.readouterr().out.strip().splitlines()
+@pytest.fixture(scope="module")
+def quick_demo(tmp_path_factory) -> tuple[Path, list[str]]:
+    out = tmp_path_factory.mktemp("demo") / "demo"
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        assert run_demo(out=str(out), quick=True, seed=0) == 0
+    return out, buf.getvalue().strip().splitlines()
+
+
+def test_quick_demo_writes_every_artefact(quick_demo):
+    out, printed = quick_demo
     # the last lines are the headline numbers and the report's path
     assert "held-out accuracy" in "\n".join(printed[-6:])
     assert printed[-1].endswith("report.html")
@@ -65,3 +78,31 @@ def test_headline_standard_errors_come_from_the_intervals():
     # 0.2 / 0.07215 = 2.77
     lines = headline(sft, rl, [])
     assert lines[1] == "RL - SFT = +20.0% (2.8 standard errors)"
+
+
+def test_sft_from_reuses_the_sft_stage_and_passes_the_config(quick_demo, tmp_path, capsys):
+    src, _ = quick_demo
+    variant = tmp_path / "k2.yaml"
+    variant.write_text("rl:\n  k: 2\n")
+    out = tmp_path / "k2"
+    argv = ["demo", "--quick", "--out", str(out), "--config", str(variant), "--sft-from", str(src)]
+    assert main(argv) == 0
+    assert "1-3/7 problems, traces and SFT model from" in capsys.readouterr().out
+    assert "k: 2" in (out / "config.yaml").read_text()  # --config reached the demo
+    for name in ("sft", "rl", "test"):
+        ours, theirs = (load_problems(d / "data" / f"{name}.jsonl") for d in (out, src))
+        assert [p.prompt for p in ours] == [p.prompt for p in theirs]
+    # the same SFT model evaluated with the same seed: the same accuracy, to the sample
+    sft = [json.loads((d / "eval" / "sft.json").read_text())["accuracy"] for d in (out, src)]
+    assert sft[0] == sft[1]
+    assert [r["step"] for r in read_jsonl(out / "rl" / "metrics.jsonl")] == [1, 2, 3]
+
+
+def test_sft_from_refuses_other_sft_settings(quick_demo, tmp_path, capsys):
+    src, _ = quick_demo
+    out = tmp_path / "other"
+    assert main(["demo", "--quick", "--out", str(out), "--sft-from", str(src), "sft.epochs=2"]) == 2
+    err = capsys.readouterr().err
+    assert "other settings: sft.epochs 1 != 2" in err
+    assert main(["demo", "--quick", "--out", str(out), "--sft-from", str(tmp_path)]) == 2
+    assert "no finished demo SFT stage" in capsys.readouterr().err

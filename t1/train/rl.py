@@ -302,13 +302,9 @@ class RLTrainer:
         last: dict[str, Any] = {}
         show = tr.progress and self.info.main
         try:
-            from t1.rollout.hf import cpu_threads
-
-            device = next(self.model.parameters()).device
             with (
                 StopRequest() as stop,
                 Progress(tr.steps, "rl", show, completed=start) as bar,
-                cpu_threads(self.model, device, None),  # 1 thread for tiny models on CPU
             ):
                 while self.step < tr.steps:
                     last = self.train_step()

@@ -376,11 +376,7 @@ def train_sft(
     logger = MetricLogger(ses.run.path, cfg.trainer.tensorboard, resume_step=resumed)
     began = time.perf_counter()
     try:
-        from t1.rollout.hf import cpu_threads
-
-        # tiny models on CPU: one intra-op thread (two were 9x slower per step on 2 cores)
-        with cpu_threads(ses.model, next(ses.model.parameters()).device, None):
-            stopped = _loop(ses, logger)
+        stopped = _loop(ses, logger)
     finally:
         logger.close()
     final = None if stopped else _save_final(ses.run, ses.model, ses.tokenizer)

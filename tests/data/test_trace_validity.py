@@ -20,6 +20,7 @@ import pytest
 
 from t1.config import SynthConfig
 from t1.data.synth import synthesize
+from t1.data.tasks import get_task
 from t1.rewards import get_verifier
 from t1.rewards.arith import evaluate
 
@@ -137,5 +138,29 @@ def test_every_trace_is_truthful(task: str, knobs: dict, n: int) -> None:
         # the boxed answer is the expression (or x) the verification checked
         assert last == f"Answer: \\boxed{{{verdicts[-1]}}}"
         retries += len(lines) > 1
+        assert get_task(task).trace_shape(t.response, cfg.check_phrases) is None
     # the configured 0.3 / 0.4 / 0.3 failure mix gives retries in most traces
     assert retries > 0.5 * n
+
+
+TRACE = "Try 1+2=3. Check: 1+2=3, not 5. Wrong.\nTry 2+3=5. Check: 2+3=5. Correct.\nAnswer: \\boxed{2+3}"
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        (TRACE, None),
+        ("Try 2+3=5. Check: 2+3=5. Correct.\nAnswer: \\boxed{2+3}", None),
+        (TRACE.rsplit("\n", 1)[0], "no answer line"),  # cut before the answer
+        (TRACE[:-4], "no answer line"),  # cut inside it
+        (TRACE.replace("{2+3}", "{}"), "no answer line"),
+        (TRACE.replace("{2+3}", "{{2+3}}"), "malformed answer"),
+        ("Answer: \\boxed{2+3}", "no attempt"),
+        (TRACE.replace("not 5. Wrong.", "not 5."), "attempt 1 does not end in 'Wrong.'"),
+        (TRACE.replace("Wrong.", "Correct."), "attempt 1 does not end in 'Wrong.'"),
+        (TRACE.replace("5. Correct.", "5. Wrong."), "attempt 2 does not end in 'Correct.'"),
+        (TRACE.replace("Check: 2+3", "2+3"), "attempt 2 has no check"),
+    ],
+)
+def test_trace_shape(text: str, why: str | None) -> None:
+    assert get_task("countdown").trace_shape(text, ["Check:"]) == why

@@ -18,6 +18,7 @@ import dataclasses
 import difflib
 import random
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,6 +55,32 @@ class Task(ABC):
         """The trace's last line; `suffix` is its prefix, so a forced answer reads the same."""
         prefix = self.suffix.lstrip("\n")
         return f"{prefix}{answer}}}"
+
+    def trace_shape(self, text: str, check_phrases: Sequence[str] = ()) -> str | None:
+        """Why `text` is not shaped like a synthesized trace, or None when it is.
+
+        The shape, whatever the arithmetic: one or more attempt lines, each checked (one of
+        `check_phrases` when given) and ending in "Wrong." except the last, which ends in
+        "Correct.", then the answer line with a single boxed answer. A response cut by the
+        length limit has no answer line, so it fails.
+        """
+        lines = text.strip().split("\n")
+        *attempts, last = lines
+        prefix = self.suffix.lstrip("\n")
+        inner = last[len(prefix) : -1]
+        if not (last.startswith(prefix) and last.endswith("}") and inner):
+            return "no answer line"
+        if "{" in inner or "}" in inner:
+            return "malformed answer"
+        if not attempts:
+            return "no attempt"
+        for i, line in enumerate(attempts, 1):
+            verdict = "Correct." if i == len(attempts) else "Wrong."
+            if not line.endswith(verdict):
+                return f"attempt {i} does not end in {verdict!r}"
+            if check_phrases and not any(p in line for p in check_phrases):
+                return f"attempt {i} has no check"
+        return None
 
     def knobs(self, **knobs: Any) -> Any:
         """Typed, checked difficulty knobs; unknown names and bad values are ConfigErrors."""
