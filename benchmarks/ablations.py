@@ -47,9 +47,12 @@ def launch(name: str, config: Path | None, seed: int, args: argparse.Namespace) 
     cmd = [sys.executable, "-m", "t1", "demo", "--out", str(folder), "--seed", str(seed)]
     if config is not None:
         cmd += ["--config", str(config)]
-    if name != "default" and not changes_sft(config):
+    base = name if name == "default" or changes_sft(config) else "default"
+    if args.sft_runs is not None:  # every run's SFT stage from an earlier table's runs
+        cmd += ["--sft-from", str(args.sft_runs / f"{base}-s{seed}")]
+    elif base != name:
         # an RL-only variant starts from the default run's SFT model (same seed and size)
-        cmd += ["--sft-from", str(args.out / f"default-s{seed}")]
+        cmd += ["--sft-from", str(args.out / f"{base}-s{seed}")]
     cmd += SIZES[args.size]
     # parallel runs share the cores: each gets its share of intra-op threads
     threads = max(1, (os.cpu_count() or 1) // args.jobs)
@@ -83,6 +86,12 @@ def main() -> None:
     ap.add_argument("--size", choices=sorted(SIZES), default="full")
     ap.add_argument("--out", type=Path, default=ROOT / "runs" / "ablations")
     ap.add_argument("--only", nargs="*", help="names to run (default: all)")
+    ap.add_argument(
+        "--sft-runs",
+        type=Path,
+        help="take each run's problems, traces and SFT model from this earlier --out (same seeds "
+        "and SFT settings), e.g. to compare RL settings without training SFT again",
+    )
     ap.add_argument("--jobs", type=int, default=1, help="runs at a time (they share the cores)")
     args = ap.parse_args()
     configs = {"default": None} | {

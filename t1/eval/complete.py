@@ -9,11 +9,12 @@ first EOS. Left padding with the mask leaves each row's continuation what it wou
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Sequence
 from typing import Any
 
 import torch
+
+from t1.rollout.cache import cache_kwargs, make_cache, supports_logits_to_keep
 
 
 class GreedyCompleter:
@@ -75,9 +76,15 @@ class GreedyCompleter:
             mask[row, width - len(q) :] = 1
         ids, mask = ids.to(device), mask.to(device)
         pos = (mask.cumsum(-1) - 1).clamp(min=0)  # (B, W)
-        extra = {"logits_to_keep": 1} if _keeps_logits(self.model) else {}
+        extra = {"logits_to_keep": 1} if supports_logits_to_keep(self.model) else {}
+        cache = make_cache(self.model, capacity=width + steps)
         out = self.model(
-            input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, **extra
+            input_ids=ids,
+            attention_mask=mask,
+            position_ids=pos,
+            use_cache=True,
+            **cache_kwargs(self.model, cache),
+            **extra,
         )
         nxt_pos = mask.sum(-1)  # (B,)
         eos_t = torch.tensor(eos, device=device)
@@ -94,13 +101,8 @@ class GreedyCompleter:
                 input_ids=tok[:, None],
                 attention_mask=mask,
                 position_ids=nxt_pos[:, None],
-                past_key_values=out.past_key_values,
                 use_cache=True,
+                **cache_kwargs(self.model, cache),
             )
             nxt_pos = nxt_pos + 1
         return torch.stack(tokens, dim=1).tolist()
-
-
-def _keeps_logits(model: Any) -> bool:
-    """Whether the forward takes `logits_to_keep` (spares a (B, W, V) logits tensor)."""
-    return "logits_to_keep" in inspect.signature(model.forward).parameters

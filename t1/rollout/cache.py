@@ -9,6 +9,7 @@ the layer stays a `DynamicLayer` whose `keys`/`values` are the filled views.
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import torch
@@ -99,3 +100,26 @@ def make_cache(model: Any, capacity: int = 64, growing: bool = True) -> DynamicC
             growing_layer(capacity) if type(x) is DynamicLayer else x for x in cache.layers
         ]
     return cache
+
+
+def forward_params(model: Any) -> frozenset[str]:
+    """The keyword arguments `model.forward` takes (empty when its signature can't be read)."""
+    try:
+        return frozenset(inspect.signature(model.forward).parameters)
+    except (TypeError, ValueError):
+        return frozenset()
+
+
+def supports_logits_to_keep(model: Any) -> bool:
+    """Whether `model.forward` can skip the lm_head on positions whose logits nobody reads."""
+    return "logits_to_keep" in forward_params(model)
+
+
+def cache_kwargs(model: Any, cache: Any) -> dict[str, Any]:
+    """`cache` under the name `model.forward` takes it: `cache` from transformers 5.24,
+    `past_key_values` before (the old name is removed in 5.40); {} when it takes neither."""
+    params = forward_params(model)
+    for name in ("cache", "past_key_values"):
+        if name in params:
+            return {name: cache}
+    return {}

@@ -35,9 +35,8 @@ import torch
 
 from t1.errors import T1Error
 from t1.rollout.base import Rollout, SamplingParams
-from t1.rollout.cache import make_cache
+from t1.rollout.cache import cache_kwargs, make_cache, supports_logits_to_keep
 from t1.rollout.fastpath import decode_step, supports_fast_decode
-from t1.rollout.logprobs import supports_logits_to_keep
 from t1.rollout.sampling import sample_next
 
 
@@ -223,8 +222,8 @@ class HFEngine:
             input_ids=ids,
             attention_mask=mask if min(lens) < L else None,
             position_ids=positions,
-            past_key_values=cache,
             use_cache=True,
+            **cache_kwargs(self.model, cache),
             **keep_last,
         )
         index = torch.tensor([where[p] for p in srcs], device=device)
@@ -292,8 +291,8 @@ class HFEngine:
             input_ids=tok[:, None],
             attention_mask=mask,
             position_ids=pos[:, None],
-            past_key_values=cache,
             use_cache=True,
+            **cache_kwargs(self.model, cache),
         )
         return out.logits[:, -1]
 

@@ -27,24 +27,16 @@ gradient checkpointing (which drops the cache), sliding-window or non-attention 
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
 import torch
 
 from t1.algo import token_entropy
 from t1.rollout.batch import Batch
+from t1.rollout.cache import cache_kwargs, supports_logits_to_keep
 
 # positions per chunk of the entropy computation (memory: a few chunk x V float32 buffers)
 ENTROPY_CHUNK = 512
-
-
-def supports_logits_to_keep(model: Any) -> bool:
-    """Whether `model.forward` can skip the lm_head on positions whose logits nobody reads."""
-    try:
-        return "logits_to_keep" in inspect.signature(model.forward).parameters
-    except (TypeError, ValueError):
-        return False
 
 
 def supports_shared_prompts(model: Any) -> bool:
@@ -53,11 +45,8 @@ def supports_shared_prompts(model: Any) -> bool:
     if checkpointing is None:
         checkpointing = getattr(model, "is_gradient_checkpointing", False)
     if checkpointing:
-        return False  # checkpointed layers drop past_key_values
-    try:
-        if "past_key_values" not in inspect.signature(model.forward).parameters:
-            return False
-    except (TypeError, ValueError):
+        return False  # checkpointed layers drop the cache
+    if not cache_kwargs(model, None):
         return False
     config = getattr(model, "config", None)
     layer_types = getattr(config, "layer_types", None) or ["full_attention"]
@@ -91,8 +80,8 @@ def shared_prompt_logits(
         input_ids=input_ids[first, :P],
         attention_mask=attention_mask[first, :P],
         position_ids=position_ids[first, :P],
-        past_key_values=cache,
         use_cache=True,
+        **cache_kwargs(model, cache),
         **kwargs,
     )
     if cache.get_seq_length() != P:
@@ -105,8 +94,8 @@ def shared_prompt_logits(
         input_ids=input_ids[:, P : P + R - 1],
         attention_mask=attention_mask[:, : P + R - 1],
         position_ids=position_ids[:, P : P + R - 1],
-        past_key_values=cache,
         use_cache=True,
+        **cache_kwargs(model, cache),
     )
     return torch.cat([last, out.logits[:, -(R - 1) :]], dim=1)  # (b, R, V)
 

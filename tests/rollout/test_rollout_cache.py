@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import torch
 from transformers.cache_utils import DynamicLayer
 
-from t1.rollout.cache import growing_layer
+from t1.rollout.cache import cache_kwargs, growing_layer, make_cache, supports_logits_to_keep
 
 
 def test_growing_layer_matches_dynamic_layer():
@@ -39,3 +41,22 @@ def test_selection_copies_only_filled_part_when_small():
     nxt = torch.ones(2, 1, 1, 2)
     keys, _ = layer.update(nxt, nxt)
     assert torch.equal(keys, torch.cat([k[[1, 3]], nxt], dim=-2))
+
+
+def test_cache_goes_under_the_name_the_forward_takes(tiny_model):
+    def old_style(input_ids, past_key_values=None, use_cache=False): ...
+
+    def new_style(input_ids, cache=None, use_cache=False, logits_to_keep=0): ...
+
+    marker = object()
+    assert cache_kwargs(SimpleNamespace(forward=old_style), marker) == {"past_key_values": marker}
+    assert cache_kwargs(SimpleNamespace(forward=new_style), marker) == {"cache": marker}
+    assert cache_kwargs(SimpleNamespace(forward=lambda input_ids: None), marker) == {}
+    assert supports_logits_to_keep(SimpleNamespace(forward=new_style))
+    assert not supports_logits_to_keep(SimpleNamespace(forward=old_style))
+    # the installed transformers: whichever name it uses, the model's own cache gets filled
+    cache = make_cache(tiny_model)
+    tiny_model(
+        input_ids=torch.tensor([[5, 6, 7]]), use_cache=True, **cache_kwargs(tiny_model, cache)
+    )
+    assert cache.get_seq_length() == 3

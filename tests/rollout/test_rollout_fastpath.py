@@ -8,7 +8,7 @@ import torch
 from t1.config import TinyModelConfig
 from t1.models import build_tiny_model
 from t1.rollout import HFEngine, SamplingParams
-from t1.rollout.cache import make_cache
+from t1.rollout.cache import cache_kwargs, make_cache
 from t1.rollout.fastpath import decode_step, supports_fast_decode
 
 SMALL = dict(hidden_size=32, num_layers=2, num_heads=4, num_kv_heads=2, intermediate_size=64)
@@ -18,7 +18,12 @@ def prefill(model, ids: torch.Tensor, mask: torch.Tensor):
     cache = make_cache(model, capacity=ids.shape[1] + 4)
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
     with torch.no_grad():
-        model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache)
+        model(
+            input_ids=ids,
+            attention_mask=mask,
+            position_ids=positions,
+            **cache_kwargs(model, cache),
+        )
     return cache, mask.sum(-1)
 
 
@@ -46,7 +51,7 @@ def test_decode_step_equals_model_forward(tiny_tokenizer, arch, padded):
             input_ids=nxt[:, None],
             attention_mask=full_mask if padded else None,
             position_ids=pos[:, None],
-            past_key_values=ref_cache,
+            **cache_kwargs(model, ref_cache),
         ).logits[:, -1]
     assert torch.allclose(fast, ref, atol=1e-5)
     assert torch.equal(fast_cache.layers[0].keys, ref_cache.layers[0].keys)
