@@ -8,7 +8,8 @@ top_k=0 explicitly; its default of 50 would differ), K samples per prompt, the s
 tokens and eos. A token counts when it is generated up to and including the eos that ends a
 row; `generate`'s padding after eos does not count. Each measurement is the median of
 `--repeats` timed calls after one warm-up call, the two samplers alternating call by call, with
-the same number of CPU threads for both.
+the same number of CPU threads for both. A third sampler, the same `HFEngine` with its decode
+step through the model's forward (`fast_decode = False`), gives the fast path's own ratio.
 """
 
 from __future__ import annotations
@@ -101,9 +102,13 @@ def tokens_per_second(
 
 def compare(name: str, model: Any, tokenizer: Any, prompts: list[str], k: int, sp, args) -> None:
     engine = HFEngine(model, tokenizer, batch_size=args.batch_size, num_threads=args.threads)
+    # the same engine with its decode step through the model's own forward (no fast path)
+    forward = HFEngine(model, tokenizer, batch_size=args.batch_size, num_threads=args.threads)
+    forward.fast_decode = False
     runs = {
         "HFEngine": engine_generate(engine, prompts, k, sp),
         "model.generate": plain_generate(model, tokenizer, prompts, k, sp),
+        "HFEngine forward": engine_generate(forward, prompts, k, sp),
     }
     results = tokens_per_second(runs, args.repeats)
     params = sum(p.numel() for p in model.parameters()) / 1e6
@@ -117,8 +122,9 @@ def compare(name: str, model: Any, tokenizer: Any, prompts: list[str], k: int, s
             f"  {label:15s} {rate:9.1f} tok/s  {cpu_rate:9.1f} tok/CPU-s  "
             f"({tokens} tokens in the last call)"
         )
-    ours, plain = results["HFEngine"], results["model.generate"]
+    ours, plain, fwd = results["HFEngine"], results["model.generate"], results["HFEngine forward"]
     print(f"  ratio           {ours[0] / plain[0]:9.2f}x {ours[1] / plain[1]:13.2f}x")
+    print(f"  fast path ratio {ours[0] / fwd[0]:9.2f}x {ours[1] / fwd[1]:13.2f}x")
 
 
 def with_threads(n: int) -> None:

@@ -39,6 +39,9 @@ def parse_rollout(out: str) -> list[Row]:
         m = re.match(r"\s+ratio\s+([\d.]+)x", line)
         if m:
             rows.append((f"{name}: HFEngine / model.generate tok/s", f"{m.group(1)}x", ""))
+        m = re.match(r"\s+fast path ratio\s+([\d.]+)x", line)
+        if m:
+            rows.append((f"{name}: decode fast path / model forward tok/s", f"{m.group(1)}x", ""))
         if "skipped" in line:
             rows.append((line.split(":")[0], "-", line.split(":", 1)[1].strip()))
     return rows

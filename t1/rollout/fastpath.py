@@ -6,25 +6,45 @@ One new token per row, given the KV cache of everything before it:
     each layer:  x = norm_1(h);  q, k, v = proj(x);  q, k = rope(q), rope(k)
                  K, V = cache.update(k, v)
                  h = h + o_proj(softmax(q K^T * scale + mask) V)      (grouped-query heads)
-                 h = h + mlp(norm_2(h))
+                 h = h + down(silu(gate(norm_2(h))) * up(norm_2(h)))
     logits = lm_head(norm(h))
 
-Every block is the model's own module (norms, projections, MLP, rotary embedding, so LoRA-style
-wrapped projections still apply); only the orchestration is replaced: no mask construction,
-output capture, kwargs plumbing or per-layer dispatch. On a 0.8 M-parameter model on CPU this
-saves about 1 ms of a 8 ms step at batch 64. Models that are not plain Llama/Qwen2 with full
-attention (sliding windows, other attention backends, other classes) use their own forward.
-The engine's tests check this path against the model's forward (`compute_logprobs`).
+For a small model the step costs what its ~45 tensor ops a layer cost to dispatch, not what they
+compute, so `DecodePlan` does the same maths in fewer ops:
+- the projections that read the same input run as one matmul (q|k|v, gate|up) when they are
+  plain `nn.Linear` (anything else, a LoRA-wrapped projection say, runs as its own module);
+  this copies those weights, so it is done only for models under `FUSE_MAX_PARAMS`;
+- RMSNorm is `F.rms_norm`, the same formula as Llama's and Qwen2's modules, in one op;
+- rope runs once on q and k together, with rotate_half(x) = roll(x, D/2) * [-1 .. -1, 1 .. 1]
+  and cos, sin and that sign computed once per step for every layer;
+- float32 attention on CPU is two batched matmuls with the query heads of a key/value head
+  stacked as rows ((B·Hk, G, D) @ (B·Hk, D, S)), where SDPA's flash kernel pays a per-call
+  overhead larger than the work at one query position; elsewhere SDPA.
+Everything else is the model's own modules (embedding, rotary embedding, o_proj, lm_head).
+On the 0.8 M-parameter tiny model, 64 rows x 32 new tokens on one CPU thread, the engine makes
+1.23x the tokens/s it makes through the model's forward (`benchmarks/rollout.py`; the lean step
+before fusion and batched-matmul attention made about 1.1x). Models that are not plain Llama/Qwen2 with full attention
+(sliding windows, other attention backends, other classes) use their own forward. The tests
+check this path against the model's forward, with and without padding, fused and unfused.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
 SUPPORTED = ("LlamaForCausalLM", "Qwen2ForCausalLM")
+# RMSNorm modules whose forward is exactly F.rms_norm(x, weight, variance_epsilon)
+PLAIN_NORMS = ("LlamaRMSNorm", "Qwen2RMSNorm")
+SILU = ("SiLU", "SiLUActivation")
+# fusing projections copies their weights: worth it (and cheap) only for small models
+FUSE_MAX_PARAMS = 50_000_000
+
+Op = Callable[[torch.Tensor], torch.Tensor]
 
 
 def supports_fast_decode(model: Any) -> bool:
@@ -41,36 +61,115 @@ def supports_fast_decode(model: Any) -> bool:
     return all(hasattr(inner, name) for name in ("embed_tokens", "layers", "norm", "rotary_emb"))
 
 
-def _rotate_half(x: torch.Tensor) -> torch.Tensor:
-    half = x.shape[-1] // 2
-    return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+def _norm(module: Any) -> Op:
+    if type(module).__name__ in PLAIN_NORMS:
+        shape, weight, eps = module.weight.shape, module.weight, module.variance_epsilon
+        return lambda x: F.rms_norm(x, shape, weight, eps)
+    return module
 
 
-def _attention(
-    attn: Any, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, layer: Any, mask: Any
+def _linear(modules: list[Any], fuse: bool) -> Op:
+    """The outputs of several projections of one input, concatenated on the last dim."""
+    if fuse and all(type(m) is torch.nn.Linear for m in modules):
+        weight = torch.cat([m.weight for m in modules])
+        bias = None
+        if any(m.bias is not None for m in modules):
+            zeros = [torch.zeros_like(m.weight[:, 0]) for m in modules]
+            bias = torch.cat([m.bias if m.bias is not None else z for m, z in zip(modules, zeros)])
+        return lambda x: F.linear(x, weight, bias)
+    return lambda x: torch.cat([m(x) for m in modules], dim=-1)
+
+
+@dataclass
+class _Layer:
+    norm_1: Op
+    qkv: Op  # (B, hidden) -> (B, (Hq + 2 Hk) * D)
+    o_proj: Op
+    norm_2: Op
+    gate_up: Op  # (B, hidden) -> (B, 2 I)
+    down: Op
+    act: Op
+
+
+class DecodePlan:
+    """The decode step's view of a model's weights, built once per generation (weights fixed).
+
+    Build it inside `torch.no_grad()`: the fused weights are copies, not views.
+    """
+
+    def __init__(self, model: Any) -> None:
+        inner, config = model.model, model.config
+        fuse = sum(p.numel() for p in model.parameters()) <= FUSE_MAX_PARAMS
+        self.model, self.inner = model, inner
+        self.layers = []
+        for block in inner.layers:
+            attn, mlp = block.self_attn, block.mlp
+            act = F.silu if type(mlp.act_fn).__name__ in SILU else mlp.act_fn
+            self.layers.append(
+                _Layer(
+                    norm_1=_norm(block.input_layernorm),
+                    qkv=_linear([attn.q_proj, attn.k_proj, attn.v_proj], fuse),
+                    o_proj=attn.o_proj,
+                    norm_2=_norm(block.post_attention_layernorm),
+                    gate_up=_linear([mlp.gate_proj, mlp.up_proj], fuse),
+                    down=mlp.down_proj,
+                    act=act,
+                )
+            )
+        self.norm = _norm(inner.norm)
+        attn = inner.layers[0].self_attn
+        self.D = attn.head_dim
+        self.Hq = config.num_attention_heads
+        self.Hk = getattr(config, "num_key_value_heads", None) or self.Hq
+        self.scale = attn.scaling
+        p = next(model.parameters())
+        half = torch.ones(self.D // 2, dtype=p.dtype, device=p.device)
+        self.sign = torch.cat([-half, half])  # rotate_half's signs, after the roll
+        # two batched matmuls beat SDPA's per-call overhead at one query position on CPU
+        self.bmm_attention = p.device.type == "cpu" and p.dtype == torch.float32
+
+
+def _rope(x: torch.Tensor, cos: torch.Tensor, sin_signed: torch.Tensor) -> torch.Tensor:
+    """x·cos + rotate_half(x)·sin, with rotate_half(x) = roll(x, D/2)·sign (sign in sin_signed)."""
+    return x * cos + torch.roll(x, x.shape[-1] // 2, dims=-1) * sin_signed
+
+
+def _attend(
+    plan: DecodePlan, q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, mask: Any
 ) -> torch.Tensor:
-    """(B, 1, hidden) self-attention output of one decode position, cache updated in place."""
-    B = x.shape[0]
-    D = attn.head_dim
-    q = attn.q_proj(x).view(B, 1, -1, D).transpose(1, 2)  # (B, Hq, 1, D)
-    k = attn.k_proj(x).view(B, 1, -1, D).transpose(1, 2)  # (B, Hk, 1, D)
-    v = attn.v_proj(x).view(B, 1, -1, D).transpose(1, 2)
-    q = q * cos + _rotate_half(q) * sin
-    k = k * cos + _rotate_half(k) * sin
-    keys, values = layer.update(k, v)  # (B, Hk, S, D)
+    """(B, Hq·D) attention output of (B, Hq, D) queries over (B, Hk, S, D) keys and values.
+
+    `mask`: None, or what `_mask` built for the path the plan takes.
+    """
+    B, Hk, S, D = keys.shape
+    if plan.bmm_attention:
+        G = plan.Hq // Hk
+        qg = (q * plan.scale).reshape(B * Hk, G, D)  # the G query heads of one kv head as rows
+        kt = keys.reshape(B * Hk, S, D).transpose(1, 2)  # (B·Hk, D, S)
+        scores = torch.bmm(qg, kt) if mask is None else torch.baddbmm(mask, qg, kt)
+        out = torch.bmm(scores.softmax(-1), values.reshape(B * Hk, S, D))  # (B·Hk, G, D)
+        return out.reshape(B, plan.Hq * D)
     out = F.scaled_dot_product_attention(
-        q,
-        keys,
-        values,
-        attn_mask=mask,
-        scale=attn.scaling,
-        enable_gqa=q.shape[1] != keys.shape[1],
+        q[:, :, None], keys, values, attn_mask=mask, scale=plan.scale, enable_gqa=plan.Hq != Hk
     )  # (B, Hq, 1, D)
-    return attn.o_proj(out.transpose(1, 2).reshape(B, 1, -1))
+    return out.reshape(B, plan.Hq * D)
+
+
+def _mask(plan: DecodePlan, attention_mask: torch.Tensor | None) -> Any:
+    """The (B, S) 0/1 mask as the attention takes it: additive (B·Hk, G, S) for the batched
+    matmuls, boolean (B, 1, 1, S) for SDPA; None when no row has padding."""
+    if attention_mask is None:
+        return None
+    if not plan.bmm_attention:
+        return attention_mask.bool()[:, None, None, :]
+    (B, S), G = attention_mask.shape, plan.Hq // plan.Hk
+    bias = torch.zeros((B, S), dtype=plan.sign.dtype, device=plan.sign.device)
+    bias.masked_fill_(attention_mask == 0, float("-inf"))
+    return bias[:, None, None].expand(B, plan.Hk, G, S).reshape(B * plan.Hk, G, S)
 
 
 def decode_step(
-    model: Any,
+    plan: DecodePlan,
     tokens: torch.Tensor,
     positions: torch.Tensor,
     cache: Any,
@@ -81,13 +180,16 @@ def decode_step(
     `attention_mask` is the (B, S) 0/1 mask over the cached positions plus the new one, or None
     when no row has padding.
     """
-    inner = model.model
-    h = inner.embed_tokens(tokens[:, None])  # (B, 1, hidden)
-    cos, sin = inner.rotary_emb(h, positions[:, None])  # (B, 1, D)
-    cos, sin = cos[:, None], sin[:, None]  # (B, 1, 1, D), broadcast over heads
-    mask = None if attention_mask is None else attention_mask.bool()[:, None, None, :]
-    for i, block in enumerate(inner.layers):
-        x = block.input_layernorm(h)
-        h = h + _attention(block.self_attn, x, cos, sin, cache.layers[i], mask)
-        h = h + block.mlp(block.post_attention_layernorm(h))
-    return model.lm_head(inner.norm(h))[:, -1]  # (B, V)
+    B, Hq, Hk, D = tokens.shape[0], plan.Hq, plan.Hk, plan.D
+    h = plan.inner.embed_tokens(tokens)  # (B, hidden)
+    cos, sin = plan.inner.rotary_emb(h[:, None], positions[:, None])  # (B, 1, D)
+    sin = sin * plan.sign  # (B, 1, D), broadcast over heads
+    mask = _mask(plan, attention_mask)
+    for i, layer in enumerate(plan.layers):
+        heads = layer.qkv(layer.norm_1(h)).view(B, Hq + 2 * Hk, D)
+        qk = _rope(heads[:, : Hq + Hk], cos, sin)  # (B, Hq + Hk, D)
+        keys, values = cache.layers[i].update(qk[:, Hq:, None], heads[:, Hq + Hk :, None])
+        h = h + layer.o_proj(_attend(plan, qk[:, :Hq], keys, values, mask))
+        gate, up = layer.gate_up(layer.norm_2(h)).chunk(2, dim=-1)
+        h = h + layer.down(layer.act(gate) * up)
+    return plan.model.lm_head(plan.norm(h))  # (B, V)

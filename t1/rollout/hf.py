@@ -36,7 +36,7 @@ import torch
 from t1.errors import T1Error
 from t1.rollout.base import Rollout, SamplingParams
 from t1.rollout.cache import cache_kwargs, make_cache, supports_logits_to_keep
-from t1.rollout.fastpath import decode_step, supports_fast_decode
+from t1.rollout.fastpath import DecodePlan, decode_step, supports_fast_decode
 from t1.rollout.sampling import sample_next
 
 
@@ -255,7 +255,11 @@ class HFEngine:
         live = torch.arange(B, device=device)  # original row of each batch row
         alive = torch.ones(B, dtype=torch.bool, device=device)
         stop_checker = _StopChecker(self.tokenizer, sampling.stop, B) if sampling.stop else None
-        fast = self.fast_decode and supports_fast_decode(self.model)
+        plan = (
+            DecodePlan(self.model)
+            if self.fast_decode and supports_fast_decode(self.model)
+            else None
+        )
         for step in range(T):
             tok, lp = sample_next(logits, sampling.temperature, sampling.top_p, sampling.min_p, gen)
             tokens[live, step] = tok
@@ -277,16 +281,16 @@ class HFEngine:
                 has_pad = has_pad and bool((mask == 0).any())
             if has_pad:
                 mask = torch.cat([mask, mask.new_ones((mask.shape[0], 1))], dim=-1)
-            logits = self._decode(tok, pos, cache, mask if has_pad else None, fast)
+            logits = self._decode(tok, pos, cache, mask if has_pad else None, plan)
             pos = pos + 1
         return split_rows(tokens, logps, lengths, stopped)
 
     def _decode(
-        self, tok: torch.Tensor, pos: torch.Tensor, cache: Any, mask: Any, fast: bool
+        self, tok: torch.Tensor, pos: torch.Tensor, cache: Any, mask: Any, plan: Any
     ) -> torch.Tensor:
         """(b, V) logits after feeding one token per row (the lean path or the model's forward)."""
-        if fast:
-            return decode_step(self.model, tok, pos, cache, mask)
+        if plan is not None:
+            return decode_step(plan, tok, pos, cache, mask)
         out = self.model(
             input_ids=tok[:, None],
             attention_mask=mask,

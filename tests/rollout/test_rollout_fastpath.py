@@ -1,15 +1,17 @@
-"""The lean decode step gives the model's own forward logits (Llama and Qwen2, with padding)."""
+"""The lean decode step gives the model's own forward logits (Llama and Qwen2, with padding;
+fused and unfused projections; batched-matmul and SDPA attention)."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
+import t1.rollout.fastpath as fastpath
 from t1.config import TinyModelConfig
 from t1.models import build_tiny_model
 from t1.rollout import HFEngine, SamplingParams
 from t1.rollout.cache import cache_kwargs, make_cache
-from t1.rollout.fastpath import decode_step, supports_fast_decode
+from t1.rollout.fastpath import DecodePlan, decode_step, supports_fast_decode
 
 SMALL = dict(hidden_size=32, num_layers=2, num_heads=4, num_kv_heads=2, intermediate_size=64)
 
@@ -29,7 +31,8 @@ def prefill(model, ids: torch.Tensor, mask: torch.Tensor):
 
 @pytest.mark.parametrize("arch", ["llama", "qwen2"])
 @pytest.mark.parametrize("padded", [False, True])
-def test_decode_step_equals_model_forward(tiny_tokenizer, arch, padded):
+@pytest.mark.parametrize("route", ["fused-bmm", "unfused-sdpa"])
+def test_decode_step_equals_model_forward(tiny_tokenizer, arch, padded, route, monkeypatch):
     model = build_tiny_model(tiny_tokenizer, TinyModelConfig(arch=arch, **SMALL), seed=1).eval()
     if arch == "qwen2":  # give the q/k/v biases Qwen2 has (zero at init) a value
         for block in model.model.layers:
@@ -45,8 +48,13 @@ def test_decode_step_equals_model_forward(tiny_tokenizer, arch, padded):
     ref_cache, _ = prefill(model, ids, mask)
     nxt = torch.tensor([11, 12, 13])
     full_mask = torch.cat([mask, torch.ones(3, 1, dtype=mask.dtype)], dim=-1)
+    if route == "unfused-sdpa":
+        monkeypatch.setattr(fastpath, "FUSE_MAX_PARAMS", 0)
     with torch.no_grad():
-        fast = decode_step(model, nxt, pos, fast_cache, full_mask if padded else None)
+        plan = DecodePlan(model)
+        if route == "unfused-sdpa":
+            plan.bmm_attention = False
+        fast = decode_step(plan, nxt, pos, fast_cache, full_mask if padded else None)
         ref = model(
             input_ids=nxt[:, None],
             attention_mask=full_mask if padded else None,
@@ -73,3 +81,32 @@ def test_engine_same_output_with_and_without_fast_path(tiny_model, tiny_tokenize
     assert [r.response_ids for r in fast] == [r.response_ids for r in slow]
     for a, b in zip(fast, slow):
         assert a.logprobs == pytest.approx(b.logprobs, abs=1e-5)
+
+
+class Doubled(torch.nn.Module):
+    """A wrapped projection (as LoRA wraps one): the plan must call it, not fuse its weight."""
+
+    def __init__(self, inner: torch.nn.Linear) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return 2 * self.inner(x)
+
+
+def test_wrapped_projections_run_as_their_own_modules(tiny_tokenizer):
+    model = build_tiny_model(tiny_tokenizer, TinyModelConfig(**SMALL), seed=2).eval()
+    for block in model.model.layers:
+        block.self_attn.k_proj = Doubled(block.self_attn.k_proj)
+        block.mlp.up_proj = Doubled(block.mlp.up_proj)
+    ids = torch.randint(6, 90, (2, 5), generator=torch.Generator().manual_seed(1))
+    mask = torch.ones_like(ids)
+    fast_cache, pos = prefill(model, ids, mask)
+    ref_cache, _ = prefill(model, ids, mask)
+    nxt = torch.tensor([7, 8])
+    with torch.no_grad():
+        fast = decode_step(DecodePlan(model), nxt, pos, fast_cache, None)
+        ref = model(
+            input_ids=nxt[:, None], position_ids=pos[:, None], **cache_kwargs(model, ref_cache)
+        ).logits[:, -1]
+    assert torch.allclose(fast, ref, atol=1e-5)
