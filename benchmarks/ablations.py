@@ -7,8 +7,9 @@ Variants that change only RL settings reuse the problems, traces and SFT model o
 run with the same seed (`t1 demo --sft-from`), so their SFT accuracy is the default's and their
 RL - SFT differences are paired. Each run writes runs/ablations/NAME-sSEED/; the table
 (markdown) goes to stdout and to runs/ablations/table.md: held-out accuracy of the SFT and RL
-models (mean over seeds, and the 95 % interval of each run), RL - SFT, and the scaling gain
-(accuracy at the largest budget minus the smallest) of the RL model.
+models (mean ± sd over seeds, and the mean half-width of the runs' 95 % bootstrap intervals),
+RL - SFT and RL - default RL (mean, and each seed's paired difference in brackets), and the
+scaling gain (accuracy at the largest budget minus the smallest) of the RL model.
 """
 
 from __future__ import annotations
@@ -74,10 +75,17 @@ def read_run(folder: Path) -> dict:
 
 
 def fmt(runs: list[dict], key: str) -> str:
+    """Mean ± sd over seeds, and the mean half-width of the runs' own 95 % intervals."""
     means = [r[key]["mean"] for r in runs]
-    ci = ", ".join(f"[{r[key]['lo']:.1%}, {r[key]['hi']:.1%}]" for r in runs)
+    half = statistics.mean((r[key]["hi"] - r[key]["lo"]) / 2 for r in runs)
     sd = f" ± {statistics.stdev(means):.1%}" if len(means) > 1 else ""
-    return f"{statistics.mean(means):.1%}{sd} {ci}"
+    return f"{statistics.mean(means):.1%}{sd} (CI ±{half:.1%})"
+
+
+def paired(diffs: list[float]) -> str:
+    """Mean of per-seed differences, each seed's in brackets."""
+    each = ", ".join(f"{d:+.1%}" for d in diffs)
+    return f"{statistics.mean(diffs):+.1%} [{each}]"
 
 
 def main() -> None:
@@ -114,12 +122,12 @@ def main() -> None:
     base = [read_run(args.out / f"default-s{s}") for s in args.seeds]
     for name in names:
         runs = [read_run(args.out / f"{name}-s{s}") for s in args.seeds]
-        diff = statistics.mean(r["rl"]["mean"] - r["sft"]["mean"] for r in runs)
-        vs = statistics.mean(r["rl"]["mean"] - b["rl"]["mean"] for r, b in zip(runs, base))
+        diff = [r["rl"]["mean"] - r["sft"]["mean"] for r in runs]
+        vs = [r["rl"]["mean"] - b["rl"]["mean"] for r, b in zip(runs, base)]
         gain = statistics.mean(r["gain"] for r in runs)
         rows.append(
             f"| {name} | {' '.join(map(str, args.seeds))} | {fmt(runs, 'sft')} | "
-            f"{fmt(runs, 'rl')} | {diff:+.1%} | {vs:+.1%} | {gain:+.1%} |"
+            f"{fmt(runs, 'rl')} | {paired(diff)} | {paired(vs)} | {gain:+.1%} |"
         )
     table = "\n".join(rows)
     args.out.mkdir(parents=True, exist_ok=True)

@@ -456,7 +456,17 @@ class DemoStage:
     sampling: SamplingConfig = field(
         default_factory=lambda: SamplingConfig(temperature=1.2, max_new_tokens=200)
     )
-    reward: RewardConfig = field(default_factory=lambda: RewardConfig(task="countdown"))
+    # no -1 penalties at demo scale: a wrong answer scores 0, so a retry chain that runs out of
+    # budget (truncated, or no answer: garbage) scoring -1 taught the policy to commit early;
+    # measured over seeds 0-2: +5.1 points of held-out accuracy without them (README "Results")
+    reward: RewardConfig = field(
+        default_factory=lambda: RewardConfig(
+            task="countdown",
+            truncation_penalty=None,
+            repetition_penalty=None,
+            garbage_penalty=None,
+        )
+    )
     # RL optimiser steps
     rl_steps: int = 90
     eval: DemoEval = field(default_factory=DemoEval)
