@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+DEMO = HERE.parent / "runs" / "demo"  # where `t1 demo` writes by default
 Row = tuple[str, str, str]  # (measure, value, note)
 
 
@@ -81,6 +82,24 @@ def parse_rl(out: str) -> list[Row]:
     return rows
 
 
+def parse_sft(out: str) -> list[Row]:
+    """One line per setting: format share, accuracy with its interval, retry share."""
+    rows = []
+    pattern = (
+        r"^T=(\S+) max_new_tokens=(\d+) n=(\d+): format ([\d.]+%).*accuracy ([\d.]+%) "
+        r"\[95 % Wilson ([\d.]+%), ([\d.]+%)\], >= 1 retry ([\d.]+%)"
+    )
+    for m in _float(pattern, out):
+        t, _, n, fmt, acc, lo, hi, retry = m.groups()
+        note = f"n={n}, T={t}"
+        rows += [
+            ("SFT model: follows the trace format", fmt, note),
+            ("SFT model: held-out accuracy", acc, f"{note}, 95 % Wilson [{lo}, {hi}]"),
+            ("SFT model: responses with >= 1 retry", retry, note),
+        ]
+    return rows
+
+
 @dataclass
 class Bench:
     script: str
@@ -101,6 +120,14 @@ BENCHES = {
     ),
     # end-to-end accuracy table of the recipe's ablations, not a ratio; hours at full size
     "ablations": Bench("ablations.py", lambda out: [], on_request=True),
+    # held-out behaviour of the SFT model that `t1 demo` trained (run the demo first)
+    "sft_heldout": Bench(
+        "sft_heldout.py",
+        parse_sft,
+        [str(DEMO / "sft" / "final"), str(DEMO / "data" / "test.jsonl")],
+        [str(DEMO / "sft" / "final"), str(DEMO / "data" / "test.jsonl"), "--temperature", "0", "1"],
+        on_request=True,
+    ),
 }
 
 
