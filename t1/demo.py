@@ -223,10 +223,12 @@ def headline(sft: dict[str, Any], rl: dict[str, Any], scale: list[dict[str, Any]
     # correlated, so counting them as independent draws would overstate the evidence
     se = math.hypot((a["hi"] - a["lo"]) / 3.92, (b["hi"] - b["lo"]) / 3.92)
     diff = b["mean"] - a["mean"]
+    # both intervals of zero width (every problem scored alike): no spread to compare against
+    ratio = f"{diff / se:.1f} standard errors" if se else "intervals of zero width"
     lines = [
         f"held-out accuracy  SFT {a['mean']:.1%} [{a['lo']:.1%}, {a['hi']:.1%}]   "
         f"RL {b['mean']:.1%} [{b['lo']:.1%}, {b['hi']:.1%}]",
-        f"RL - SFT = {diff:+.1%} ({diff / se if se else float('inf'):.1f} standard errors)",
+        f"RL - SFT = {diff:+.1%} ({ratio})",
     ]
     for res in scale:
         pts = res["sequential"]

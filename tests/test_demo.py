@@ -78,6 +78,9 @@ def test_headline_standard_errors_come_from_the_intervals():
     # 0.2 / 0.07215 = 2.77
     lines = headline(sft, rl, [])
     assert lines[1] == "RL - SFT = +20.0% (2.8 standard errors)"
+    # no spread at all (the quick demo's models score 0 everywhere): no ratio to print
+    zero = {"accuracy": {"mean": 0.0, "lo": 0.0, "hi": 0.0}}
+    assert headline(zero, zero, [])[1] == "RL - SFT = +0.0% (intervals of zero width)"
 
 
 def test_sft_from_reuses_the_sft_stage_and_passes_the_config(quick_demo, tmp_path, capsys):
