@@ -1,4 +1,7 @@
-"""A lean decode step for Llama/Qwen2 models: transformers' maths without its per-call machinery.
+"""Lean passes for Llama/Qwen2 models: transformers' maths without its per-call machinery.
+
+Two of them: the sampler's decode step (`decode_step`) and the learner's response pass over
+packed tokens (`packed_response_logits`).
 
 One new token per row, given the KV cache of everything before it:
 
@@ -26,6 +29,17 @@ On the 0.8 M-parameter tiny model, 64 rows x 32 new tokens on one CPU thread, th
 before fusion and batched-matmul attention made about 1.1x). Models that are not plain Llama/Qwen2 with full attention
 (sliding windows, other attention backends, other classes) use their own forward. The tests
 check this path against the model's forward, with and without padding, fused and unfused.
+
+The learner's response pass. After the prompt pass (`t1.rollout.logprobs`), the learner runs the
+response tokens y_0 .. y_{R-2} of every row over the prompt's KV cache, with autograd. Rows end
+at different lengths, so a dense (b, R - 1) pass spends a share of its work on padding (a fifth
+of the positions in a typical RL batch of 32 new tokens). `packed_response_logits` runs only the
+positions whose next token is a response token: every per-token op (norms, projections, rope,
+MLP, LM head) on the (N, hidden) packed rows; the attention alone on the padded (b, Hq, R - 1, D)
+layout, scattered in and gathered out per layer. Same maths, padding-invariant as the model's
+forward is; the fused projections concatenate the weights inside the graph each call, so the
+gradient reaches the parameters. On the tiny model, 32 rows x 32 new tokens, its forward and
+backward take 0.90x the time of the dense pass at 88 % filled rows and 0.72x at 64 %.
 """
 
 from __future__ import annotations
@@ -49,7 +63,20 @@ Op = Callable[[torch.Tensor], torch.Tensor]
 
 def supports_fast_decode(model: Any) -> bool:
     """Whether `decode_step` reproduces `model`'s forward exactly (same maths, same modules)."""
-    if type(model).__name__ not in SUPPORTED or model.training:
+    return not model.training and _plain_model(model)
+
+
+def supports_packed_learner(model: Any) -> bool:
+    """Whether `packed_response_logits` reproduces `model`'s forward, in train mode included."""
+    if not _plain_model(model):
+        return False
+    dropout = getattr(model.config, "attention_dropout", 0.0) or 0.0
+    return not (model.training and dropout > 0)  # the lean passes have no attention dropout
+
+
+def _plain_model(model: Any) -> bool:
+    """A Llama/Qwen2 causal LM with full attention and the modules the lean passes read."""
+    if type(model).__name__ not in SUPPORTED:
         return False
     config = model.config
     if getattr(config, "_attn_implementation", "sdpa") not in ("sdpa", "eager"):
@@ -68,16 +95,27 @@ def _norm(module: Any) -> Op:
     return module
 
 
-def _linear(modules: list[Any], fuse: bool) -> Op:
-    """The outputs of several projections of one input, concatenated on the last dim."""
-    if fuse and all(type(m) is torch.nn.Linear for m in modules):
+def _linear(modules: list[Any], fuse: bool, live: bool) -> Op:
+    """The outputs of several projections of one input, concatenated on the last dim.
+
+    `live`: concatenate the weights at each call, inside the autograd graph (for training);
+    otherwise once, now (a copy: the weights must not change while the op is in use).
+    """
+    if not (fuse and all(type(m) is torch.nn.Linear for m in modules)):
+        return lambda x: torch.cat([m(x) for m in modules], dim=-1)
+
+    def fused() -> tuple[torch.Tensor, torch.Tensor | None]:
         weight = torch.cat([m.weight for m in modules])
-        bias = None
-        if any(m.bias is not None for m in modules):
-            zeros = [torch.zeros_like(m.weight[:, 0]) for m in modules]
-            bias = torch.cat([m.bias if m.bias is not None else z for m, z in zip(modules, zeros)])
-        return lambda x: F.linear(x, weight, bias)
-    return lambda x: torch.cat([m(x) for m in modules], dim=-1)
+        if all(m.bias is None for m in modules):
+            return weight, None
+        zeros = [torch.zeros_like(m.weight[:, 0]) for m in modules]
+        bias = torch.cat([m.bias if m.bias is not None else z for m, z in zip(modules, zeros)])
+        return weight, bias
+
+    if live:
+        return lambda x: F.linear(x, *fused())
+    weight, bias = fused()
+    return lambda x: F.linear(x, weight, bias)
 
 
 @dataclass
@@ -92,12 +130,14 @@ class _Layer:
 
 
 class DecodePlan:
-    """The decode step's view of a model's weights, built once per generation (weights fixed).
+    """The lean passes' view of a model's weights.
 
-    Build it inside `torch.no_grad()`: the fused weights are copies, not views.
+    For decoding it is built once per generation (weights fixed), inside `torch.no_grad()`: the
+    fused weights are copies, not views. `trainable=True` (the learner) fuses at each call
+    instead, so gradients reach the parameters.
     """
 
-    def __init__(self, model: Any) -> None:
+    def __init__(self, model: Any, trainable: bool = False) -> None:
         inner, config = model.model, model.config
         fuse = sum(p.numel() for p in model.parameters()) <= FUSE_MAX_PARAMS
         self.model, self.inner = model, inner
@@ -108,10 +148,10 @@ class DecodePlan:
             self.layers.append(
                 _Layer(
                     norm_1=_norm(block.input_layernorm),
-                    qkv=_linear([attn.q_proj, attn.k_proj, attn.v_proj], fuse),
+                    qkv=_linear([attn.q_proj, attn.k_proj, attn.v_proj], fuse, trainable),
                     o_proj=attn.o_proj,
                     norm_2=_norm(block.post_attention_layernorm),
-                    gate_up=_linear([mlp.gate_proj, mlp.up_proj], fuse),
+                    gate_up=_linear([mlp.gate_proj, mlp.up_proj], fuse, trainable),
                     down=mlp.down_proj,
                     act=act,
                 )
@@ -193,3 +233,49 @@ def decode_step(
         gate, up = layer.gate_up(layer.norm_2(h)).chunk(2, dim=-1)
         h = h + layer.down(layer.act(gate) * up)
     return plan.model.lm_head(plan.norm(h))  # (B, V)
+
+
+def packed_response_logits(
+    plan: DecodePlan,
+    cache: Any,
+    tokens: torch.Tensor,
+    positions: torch.Tensor,
+    prompt_mask: torch.Tensor,
+    need: torch.Tensor,
+) -> torch.Tensor:
+    """(b, T, V) logits at the `need`ed response positions, 0 elsewhere (module docstring).
+
+    `cache`: each row's prompt KV, P positions; `tokens`, `positions`: (b, T) the response
+    tokens y_0 .. y_{T-1} and their positions; `prompt_mask`: (b, P) 0/1 over the prompt block;
+    `need`: (b, T) bool, the positions whose logits are wanted, a prefix of each row.
+    """
+    (b, T), P = tokens.shape, prompt_mask.shape[1]
+    Hq, Hk, D = plan.Hq, plan.Hk, plan.D
+    rows = need.reshape(-1).nonzero().squeeze(-1)  # (N,) into the flattened (b·T) positions
+    N = rows.shape[0]
+    h = plan.inner.embed_tokens(tokens.reshape(-1)[rows])  # (N, hidden)
+    cos, sin = plan.inner.rotary_emb(h[None], positions.reshape(-1)[rows][None])  # (1, N, D)
+    cos, sin = cos[0, :, None], (sin[0] * plan.sign)[:, None]  # (N, 1, D)
+    # query t sees the real prompt tokens and the response tokens 0 .. t; a position that is
+    # not needed also sees itself, so that no row of the softmax is empty
+    seen = torch.cat([prompt_mask.bool(), need], dim=1)  # (b, P + T)
+    causal = torch.ones(T, P + T, dtype=torch.bool, device=tokens.device).tril(P)
+    mask = causal[None] & seen[:, None]
+    t = torch.arange(T, device=tokens.device)
+    mask[:, t, P + t] = True
+    mask = mask[:, None]  # (b, 1, T, P + T)
+    for i, layer in enumerate(plan.layers):
+        heads = layer.qkv(layer.norm_1(h)).view(N, Hq + 2 * Hk, D)
+        heads = torch.cat([_rope(heads[:, : Hq + Hk], cos, sin), heads[:, Hq + Hk :]], dim=1)
+        dense = heads.new_zeros(b * T, Hq + 2 * Hk, D).index_put((rows,), heads)
+        dense = dense.view(b, T, Hq + 2 * Hk, D).transpose(1, 2)  # (b, Hq + 2 Hk, T, D)
+        keys, values = cache.layers[i].update(dense[:, Hq : Hq + Hk], dense[:, Hq + Hk :])
+        out = F.scaled_dot_product_attention(
+            dense[:, :Hq], keys, values, attn_mask=mask, scale=plan.scale, enable_gqa=Hq != Hk
+        )  # (b, Hq, T, D)
+        h = h + layer.o_proj(out.transpose(1, 2).reshape(b * T, Hq * D)[rows])
+        gate, up = layer.gate_up(layer.norm_2(h)).chunk(2, dim=-1)
+        h = h + layer.down(layer.act(gate) * up)
+    logits = plan.model.lm_head(plan.norm(h))  # (N, V)
+    V = logits.shape[-1]
+    return logits.new_zeros(b * T, V).index_put((rows,), logits).view(b, T, V)

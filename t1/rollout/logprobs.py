@@ -23,6 +23,10 @@ the K rows' contributions to the prompt, as the full pass does), with (b-U)·P f
 through the model. On the tiny model, P ~ 24, R = 32, K = 8, it cuts the learner's forward and
 backward by about a quarter. Models whose cache would not hold the prompt take the full pass:
 gradient checkpointing (which drops the cache), sliding-window or non-attention layers, stand-ins.
+
+Packed responses. On Llama/Qwen2 models the response pass skips padding: only the positions whose
+next token is a response token run (`t1.rollout.fastpath.packed_response_logits`), the others'
+logits are 0 (their log-probs are masked out below either way).
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ import torch
 from t1.algo import token_entropy
 from t1.rollout.batch import Batch
 from t1.rollout.cache import cache_kwargs, supports_logits_to_keep
+from t1.rollout.fastpath import DecodePlan, packed_response_logits, supports_packed_learner
 
 # positions per chunk of the entropy computation (memory: a few chunk x V float32 buffers)
 ENTROPY_CHUNK = 512
@@ -60,17 +65,22 @@ def shared_prompt_logits(
     position_ids: torch.Tensor,
     P: int,
     R: int,
+    response_mask: torch.Tensor | None = None,
 ) -> torch.Tensor | None:
     """(b, R, V) like `response_logits`, each distinct prompt run once (module docstring).
 
-    None when no prompt repeats in the micro-batch, or when the model left its cache empty.
+    With `response_mask` ((b, R), 1 on response tokens) and a model `t1.rollout.fastpath`
+    supports, the responses run packed (no work on padding) and the logits are 0 where the
+    mask is. None when the model left its cache empty, or when no prompt repeats in the
+    micro-batch and the responses cannot run packed (then one full pass costs less).
     """
     from transformers import DynamicCache
 
     head = torch.cat([input_ids[:, :P], attention_mask[:, :P]], dim=1)  # (b, 2P)
     uniq, inverse = torch.unique(head, dim=0, return_inverse=True)  # (U, 2P), (b,)
     b, U = input_ids.shape[0], uniq.shape[0]
-    if U == b:
+    packed = response_mask is not None and supports_packed_learner(model)
+    if U == b and not packed:
         return None
     rows = torch.arange(b, device=input_ids.device)
     first = torch.full((U,), b, device=input_ids.device).scatter_reduce(0, inverse, rows, "amin")
@@ -90,6 +100,16 @@ def shared_prompt_logits(
     if R == 1:
         return last
     cache.batch_select_indices(inverse)  # (U, ...) -> (b, ...); backward sums the rows
+    if packed:
+        rest = packed_response_logits(
+            DecodePlan(model, trainable=True),
+            cache,
+            input_ids[:, P : P + R - 1],
+            position_ids[:, P : P + R - 1],
+            attention_mask[:, :P],
+            response_mask[:, 1:].bool(),  # input y_t is needed when y_{t+1} is a response token
+        )
+        return torch.cat([last, rest], dim=1)
     out = model(
         input_ids=input_ids[:, P : P + R - 1],
         attention_mask=attention_mask[:, : P + R - 1],
@@ -163,10 +183,10 @@ def compute_logprobs(
         ids = batch.input_ids[s:e].to(device)
         am = batch.attention_mask[s:e].to(device)
         pos = batch.position_ids[s:e].to(device)
-        logits = shared_prompt_logits(model, ids, am, pos, P, R) if share else None
+        mask = batch.response_mask[s:e].to(device)
+        logits = shared_prompt_logits(model, ids, am, pos, P, R, mask) if share else None
         if logits is None:
             logits = response_logits(model, ids, am, pos, R)
-        mask = batch.response_mask[s:e].to(device)
         logp, ent = tempered_logprobs(logits, ids[:, P:], temperature, with_entropy)
         logps.append(logp * mask)
         if with_entropy:

@@ -1,0 +1,116 @@
+"""The learner's packed response pass: the same log-probs, entropies and gradients as the model's
+own full forward (Llama and Qwen2, fused and unfused, ragged rows, wrapped projections)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import t1.rollout.fastpath as fastpath
+import t1.rollout.logprobs as logprobs
+from t1.config import TinyModelConfig
+from t1.models import build_tiny_model
+from t1.rollout import Rollout, collate_rollouts, compute_logprobs
+from t1.rollout.fastpath import supports_packed_learner
+
+SMALL = dict(hidden_size=32, num_layers=2, num_heads=4, num_kv_heads=2, intermediate_size=64)
+
+
+def ragged_batch(pad_id: int, k: int = 3):
+    """Three prompts of different lengths (left padding) x k responses of lengths 0 .. 9."""
+    gen = torch.Generator().manual_seed(4)
+    rows, lengths = [], iter([9, 1, 5, 0, 9, 2, 7, 3, 9, 4, 6, 8])
+    for i, p in enumerate((3, 6, 1)):
+        prompt = torch.randint(6, 90, (p,), generator=gen).tolist()
+        for _ in range(k):
+            n = next(lengths)
+            response = torch.randint(6, 90, (n,), generator=gen).tolist()
+            rows.append(Rollout(i, prompt, response, [0.0] * n, "stop", ""))
+    return collate_rollouts(rows, pad_id)
+
+
+def model_for(tokenizer, arch: str):
+    model = build_tiny_model(tokenizer, TinyModelConfig(arch=arch, **SMALL), seed=1)
+    if arch == "qwen2":  # give the q/k/v biases Qwen2 has (zero at init) a value
+        for block in model.model.layers:
+            torch.nn.init.normal_(block.self_attn.q_proj.bias, std=0.5)
+            torch.nn.init.normal_(block.self_attn.k_proj.bias, std=0.5)
+    return model.train()
+
+
+def logprobs_and_grads(model, batch, micro_batch_size: int, share: bool):
+    model.zero_grad(set_to_none=True)
+    logp, ent = compute_logprobs(model, batch, 1.3, micro_batch_size, True, share_prompts=share)
+    (logp.sum() - 0.1 * ent.sum()).backward()
+    return logp.detach(), ent.detach(), [p.grad.clone() for p in model.parameters()]
+
+
+def assert_same(a, b):
+    assert torch.allclose(a[0], b[0], atol=1e-5)  # log-probs
+    assert torch.allclose(a[1], b[1], atol=1e-5)  # entropies
+    for ga, gb in zip(a[2], b[2]):
+        assert torch.allclose(ga, gb, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("arch", ["llama", "qwen2"])
+@pytest.mark.parametrize("fused", [True, False])
+@pytest.mark.parametrize("micro_batch_size", [4, 9])
+def test_packed_equals_full_pass(tiny_tokenizer, arch, fused, micro_batch_size, monkeypatch):
+    model = model_for(tiny_tokenizer, arch)
+    if not fused:
+        monkeypatch.setattr(fastpath, "FUSE_MAX_PARAMS", 0)
+    batch = ragged_batch(tiny_tokenizer.pad_token_id)
+    assert supports_packed_learner(model)
+    calls = []
+    packed = logprobs.packed_response_logits
+    monkeypatch.setattr(
+        logprobs, "packed_response_logits", lambda *a: calls.append(1) or packed(*a)
+    )
+    full = logprobs_and_grads(model, batch, micro_batch_size, share=False)
+    assert not calls
+    # micro-batches of 4 hold rows of two prompts, one of them once: packed all the same
+    assert_same(logprobs_and_grads(model, batch, micro_batch_size, share=True), full)
+    assert len(calls) == -(-len(batch) // micro_batch_size)
+
+
+def test_packed_logits_are_zero_where_no_token_follows(tiny_tokenizer):
+    model = model_for(tiny_tokenizer, "llama")
+    batch = ragged_batch(tiny_tokenizer.pad_token_id)
+    args = (batch.input_ids, batch.attention_mask, batch.position_ids, batch.prompt_len)
+    R = batch.response_mask.shape[1]
+    with torch.no_grad():
+        packed = logprobs.shared_prompt_logits(model, *args, R, batch.response_mask)
+        dense = logprobs.shared_prompt_logits(model, *args, R)  # the model's own second pass
+    wanted = batch.response_mask.bool()
+    assert torch.allclose(packed[wanted], dense[wanted], atol=1e-5)
+    # column 0 comes from the prompt pass; the packed pass leaves the others' padding at 0
+    assert (~wanted[:, 1:]).any() and torch.all(packed[:, 1:][~wanted[:, 1:]] == 0)
+
+
+class Doubled(torch.nn.Module):
+    """A wrapped projection (as LoRA wraps one): the pass must call it, not fuse its weight."""
+
+    def __init__(self, inner: torch.nn.Linear) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return 2 * self.inner(x)
+
+
+def test_wrapped_projections_get_their_gradients(tiny_tokenizer):
+    model = model_for(tiny_tokenizer, "llama")
+    for block in model.model.layers:
+        block.self_attn.v_proj = Doubled(block.self_attn.v_proj)
+        block.mlp.gate_proj = Doubled(block.mlp.gate_proj)
+    batch = ragged_batch(tiny_tokenizer.pad_token_id)
+    full = logprobs_and_grads(model, batch, 9, share=False)
+    assert_same(logprobs_and_grads(model, batch, 9, share=True), full)
+
+
+def test_attention_dropout_in_training_takes_the_models_forward(tiny_tokenizer):
+    model = model_for(tiny_tokenizer, "llama")
+    model.config.attention_dropout = 0.1
+    assert not supports_packed_learner(model)  # the lean pass has no dropout
+    assert supports_packed_learner(model.eval())  # no dropout at evaluation
+    assert not supports_packed_learner(torch.nn.Linear(2, 2))
