@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -154,31 +155,39 @@ def test_inconsistent_configs_fail_before_work(tmp_path, override, needle):
         check_rl_config(toy_config(str(tmp_path)), 3)
 
 
+def run_child(args: list[str], env: dict[str, str]) -> None:
+    """Run a child process; on failure, fail with the end of what it printed."""
+    done = subprocess.run(args, env=env, timeout=300, capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.fail(
+            f"{args[1:4]} exited {done.returncode}:\n{done.stdout[-3000:]}\n{done.stderr[-6000:]}"
+        )
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def test_two_process_update_equals_one_process(tmp_path):
     script = Path(__file__).parent / "ddp_step.py"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).parents[2])}
     one = tmp_path / "one.pt"
-    subprocess.run(
-        [sys.executable, str(script), str(one), str(tmp_path / "r1")],
-        check=True,
-        env=env,
-        timeout=300,
-    )
+    run_child([sys.executable, str(script), str(one), str(tmp_path / "r1")], env)
     two = tmp_path / "two.pt"
-    subprocess.run(
+    run_child(
         [
             sys.executable,
             "-m",
             "torch.distributed.run",
             "--nproc_per_node=2",
-            "--master_port=29533",
+            f"--master_port={free_port()}",
             str(script),
             str(two),
             str(tmp_path / "r2"),
         ],
-        check=True,
-        env=env,
-        timeout=300,
+        env,
     )
     one, two = torch.load(one), torch.load(two)
     # the summed gradient of the global batch: equal up to float summation order
