@@ -1,4 +1,5 @@
-"""Stand-in causal LMs whose next-token logits the tests choose, driven through the real engine.
+"""Stand-in causal LMs whose next-token logits the tests choose, driven through the real engine;
+and a stand-in wrapped projection.
 
 They take the same forward arguments as an HF causal LM (ids, mask, positions, cache, use_cache,
 logits_to_keep) and return `.logits`, so `HFEngine` and `compute_logprobs` run unchanged.
@@ -61,3 +62,14 @@ def scripted_model(tokenizer: Any, script: list[int]) -> ControlledLM:
     table = torch.zeros((len(script), len(tokenizer)))
     table[torch.arange(len(script)), torch.tensor(script)] = BIG
     return ControlledLM(table, tokenizer)
+
+
+class Doubled(torch.nn.Module):
+    """A wrapped projection (as LoRA wraps one): the lean passes must call it, not fuse its weight."""
+
+    def __init__(self, inner: torch.nn.Linear) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return 2 * self.inner(x)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from controlled_lm import Doubled
 
 import t1.rollout.fastpath as fastpath
 from t1.config import TinyModelConfig
@@ -81,17 +82,6 @@ def test_engine_same_output_with_and_without_fast_path(tiny_model, tiny_tokenize
     assert [r.response_ids for r in fast] == [r.response_ids for r in slow]
     for a, b in zip(fast, slow):
         assert a.logprobs == pytest.approx(b.logprobs, abs=1e-5)
-
-
-class Doubled(torch.nn.Module):
-    """A wrapped projection (as LoRA wraps one): the plan must call it, not fuse its weight."""
-
-    def __init__(self, inner: torch.nn.Linear) -> None:
-        super().__init__()
-        self.inner = inner
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return 2 * self.inner(x)
 
 
 def test_wrapped_projections_run_as_their_own_modules(tiny_tokenizer):

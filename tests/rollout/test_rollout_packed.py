@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from controlled_lm import Doubled
 
 import t1.rollout.fastpath as fastpath
 import t1.rollout.logprobs as logprobs
@@ -85,17 +86,6 @@ def test_packed_logits_are_zero_where_no_token_follows(tiny_tokenizer):
     assert torch.allclose(packed[wanted], dense[wanted], atol=1e-5)
     # column 0 comes from the prompt pass; the packed pass leaves the others' padding at 0
     assert (~wanted[:, 1:]).any() and torch.all(packed[:, 1:][~wanted[:, 1:]] == 0)
-
-
-class Doubled(torch.nn.Module):
-    """A wrapped projection (as LoRA wraps one): the pass must call it, not fuse its weight."""
-
-    def __init__(self, inner: torch.nn.Linear) -> None:
-        super().__init__()
-        self.inner = inner
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return 2 * self.inner(x)
 
 
 def test_wrapped_projections_get_their_gradients(tiny_tokenizer):
