@@ -3,7 +3,7 @@
 Two of them: the sampler's decode step (`decode_step`) and the learner's response pass over
 packed tokens (`packed_response_logits`).
 
-One new token per row, given the KV cache of everything before it:
+The decode step: one new token per row, given the KV cache of everything before it:
 
     h = embed(y);  cos, sin = rotary(h, position)
     each layer:  x = norm_1(h);  q, k, v = proj(x);  q, k = rope(q), rope(k)
@@ -26,9 +26,10 @@ compute, so `DecodePlan` does the same maths in fewer ops:
 Everything else is the model's own modules (embedding, rotary embedding, o_proj, lm_head).
 On the 0.8 M-parameter tiny model, 64 rows x 32 new tokens on one CPU thread, the engine makes
 1.23x the tokens/s it makes through the model's forward (`benchmarks/rollout.py`; the lean step
-before fusion and batched-matmul attention made about 1.1x). Models that are not plain Llama/Qwen2 with full attention
-(sliding windows, other attention backends, other classes) use their own forward. The tests
-check this path against the model's forward, with and without padding, fused and unfused.
+before fusion and batched-matmul attention made about 1.1x). Models that are not plain
+Llama/Qwen2 with full attention (sliding windows, other attention backends, other classes) use
+their own forward. The tests check this path against the model's forward, with and without
+padding, fused and unfused.
 
 The learner's response pass. After the prompt pass (`t1.rollout.logprobs`), the learner runs the
 response tokens y_0 .. y_{R-2} of every row over the prompt's KV cache, with autograd. Rows end
