@@ -1,6 +1,6 @@
 """Run every benchmark in this folder and print one table of ratios (t1 against its baseline).
 
-    python benchmarks/run_all.py                 # small, fast settings (about 10-15 min on 2 cores)
+    python benchmarks/run_all.py                 # small, fast settings (about 1.5 min on 2 cores)
     python benchmarks/run_all.py --full          # each script's own defaults (much longer)
     python benchmarks/run_all.py --only rollout rl_vs_trl
 
@@ -46,6 +46,15 @@ def parse_rollout(out: str) -> list[Row]:
         if "skipped" in line:
             rows.append((line.split(":")[0], "-", line.split(":", 1)[1].strip()))
     return rows
+
+
+def parse_learner(out: str) -> list[Row]:
+    """`rows F% filled (...)` header lines, each followed by `  ratio  X.XXx`."""
+    pattern = r"^rows (\d+%) filled \((.*)\)\n.*\n\s+ratio\s+([\d.]+)x"
+    return [
+        (f"learner fwd+bwd, {m.group(1)} filled rows: dense / packed time", f"{m.group(3)}x", "")
+        for m in _float(pattern, out)
+    ]
 
 
 def parse_rewards(out: str) -> list[Row]:
@@ -114,6 +123,7 @@ class Bench:
 BENCHES = {
     "rl_vs_trl": Bench("rl_vs_trl.py", parse_rl, ["--steps", "10", "--seeds", "0"]),
     "rollout": Bench("rollout.py", parse_rollout, ["--skip-smollm2", "--repeats", "3"]),
+    "learner": Bench("learner.py", parse_learner, ["--repeats", "8"]),
     "rewards": Bench("rewards.py", parse_rewards, ["--workers", "2"]),
     "entropy_memory": Bench(
         "entropy_memory.py", parse_entropy, ["--shape", "4", "512", "32000", "--dtype", "float32"]
