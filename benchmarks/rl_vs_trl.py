@@ -4,7 +4,7 @@ Setup of the bench environment (once; TRL is not a t1 dependency and must not to
 
     python -m venv /work/venv-bench
     /work/venv-bench/bin/pip install torch==2.13.0          # the CPU wheel; nothing may replace it
-    /work/venv-bench/bin/pip install -e '.[bench]'          # t1 + trl==1.16.0 (transformers 5.23)
+    /work/venv-bench/bin/pip install -e '.[bench]'          # t1 + trl==1.16.0 (+ transformers, accelerate)
 
 Run from either venv (t1 runs with this interpreter, TRL with --trl-python):
 

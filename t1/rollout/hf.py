@@ -20,7 +20,8 @@ which was generate's largest cost after attention and matmuls; Llama/Qwen2 decod
 transformers' per-call machinery (`t1.rollout.fastpath`); finished rows leave the batch when that
 saves more than the cache copy costs (`should_compact`); rows are bucketed by prompt length
 (K copies of a prompt are neighbours, so batches often need no attention mask) and each distinct
-prompt is prefilled once, its cache copied to its K rows; top-p uses a partial sort and draws
+prompt is prefilled once (through `t1.rollout.fastpath.prefill_logits` where the decode fast
+path applies), its cache copied to its K rows; top-p uses a partial sort and draws
 invert the CDF (`t1.rollout.sampling`); and on CPU, models under 20 M parameters decode with one
 intra-op thread (`cpu_threads`).
 """
@@ -36,7 +37,7 @@ import torch
 from t1.errors import T1Error
 from t1.rollout.base import Rollout, SamplingParams
 from t1.rollout.cache import cache_kwargs, make_cache, supports_logits_to_keep
-from t1.rollout.fastpath import DecodePlan, decode_step, supports_fast_decode
+from t1.rollout.fastpath import DecodePlan, decode_step, prefill_logits, supports_fast_decode
 from t1.rollout.sampling import sample_next
 
 
@@ -201,9 +202,17 @@ class HFEngine:
         )
 
     def _prefill(
-        self, prompt_ids: list[list[int]], srcs: list[int], device: torch.device, new_tokens: int
+        self,
+        prompt_ids: list[list[int]],
+        srcs: list[int],
+        device: torch.device,
+        new_tokens: int,
+        plan: DecodePlan | None,
     ) -> tuple[Any, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Run each distinct prompt once; return (cache, last logits, mask, next positions) per row."""
+        """Run each distinct prompt once; return (cache, last logits, mask, next positions) per row.
+
+        With a `plan`, the prompts run through the lean packed pass (`prefill_logits`).
+        """
         uniq = list(dict.fromkeys(srcs))
         where = {p: i for i, p in enumerate(uniq)}
         lens = [len(prompt_ids[p]) for p in uniq]
@@ -217,19 +226,23 @@ class HFEngine:
         ids, mask = ids.to(device), mask.to(device)
         positions = (mask.cumsum(-1) - 1).clamp_(min=0)
         cache = make_cache(self.model, capacity=L + new_tokens)
-        keep_last = {"logits_to_keep": 1} if supports_logits_to_keep(self.model) else {}
-        out = self.model(
-            input_ids=ids,
-            attention_mask=mask if min(lens) < L else None,
-            position_ids=positions,
-            use_cache=True,
-            **cache_kwargs(self.model, cache),
-            **keep_last,
-        )
+        if plan is not None:
+            logits = prefill_logits(plan, cache, ids, positions, mask)
+        else:
+            keep_last = {"logits_to_keep": 1} if supports_logits_to_keep(self.model) else {}
+            out = self.model(
+                input_ids=ids,
+                attention_mask=mask if min(lens) < L else None,
+                position_ids=positions,
+                use_cache=True,
+                **cache_kwargs(self.model, cache),
+                **keep_last,
+            )
+            logits = out.logits[:, -1]
         index = torch.tensor([where[p] for p in srcs], device=device)
         if len(uniq) != len(srcs) or not torch.equal(index, torch.arange(len(srcs), device=device)):
             cache.batch_select_indices(index)
-        return cache, out.logits[index, -1], mask[index], mask[index].sum(-1)
+        return cache, logits[index], mask[index], mask[index].sum(-1)
 
     def _generate_chunk(
         self,
@@ -245,7 +258,11 @@ class HFEngine:
         `should_compact` says that dropping the dead rows saves more than the copy costs.
         """
         B, T = len(srcs), sampling.max_new_tokens
-        cache, logits, mask, pos = self._prefill(prompt_ids, srcs, device, T)
+        plan = None
+        if self.fast_decode and supports_fast_decode(self.model):
+            longest = max(len(prompt_ids[p]) for p in srcs)
+            plan = DecodePlan(self.model, max_position=longest + T)
+        cache, logits, mask, pos = self._prefill(prompt_ids, srcs, device, T, plan)
         has_pad = bool((mask == 0).any())
         eos = torch.tensor(eos_ids(self.tokenizer, self.model), device=device)
         tokens = torch.zeros((B, T), dtype=torch.long, device=device)
@@ -255,23 +272,23 @@ class HFEngine:
         live = torch.arange(B, device=device)  # original row of each batch row
         alive = torch.ones(B, dtype=torch.bool, device=device)
         stop_checker = _StopChecker(self.tokenizer, sampling.stop, B) if sampling.stop else None
-        plan = (
-            DecodePlan(self.model)
-            if self.fast_decode and supports_fast_decode(self.model)
-            else None
-        )
+        n_alive, compacted = B, False
         for step in range(T):
             tok, lp = sample_next(logits, sampling.temperature, sampling.top_p, sampling.min_p, gen)
-            tokens[live, step] = tok
-            logps[live, step] = lp
-            done = torch.isin(tok, eos) & alive
+            if compacted:
+                tokens[live, step] = tok
+                logps[live, step] = lp
+            else:  # batch row i is still original row i
+                tokens[:, step] = tok
+                logps[:, step] = lp
+            done = (tok == eos[0] if len(eos) == 1 else torch.isin(tok, eos)) & alive
             if stop_checker is not None:
                 done |= stop_checker.check(live, alive, tok, device)
             if bool(done.any()):
                 lengths[live[done]] = step + 1
                 stopped[live[done]] = True
                 alive &= ~done
-            n_alive = int(alive.sum())
+                n_alive = int(alive.sum())
             if n_alive == 0 or step == T - 1:
                 break
             if should_compact(len(live), n_alive, T - step - 1, self.compact_cost):
@@ -279,6 +296,7 @@ class HFEngine:
                 live, alive, tok, mask, pos = (t[keep] for t in (live, alive, tok, mask, pos))
                 cache.batch_select_indices(keep)
                 has_pad = has_pad and bool((mask == 0).any())
+                compacted = True
             if has_pad:
                 mask = torch.cat([mask, mask.new_ones((mask.shape[0], 1))], dim=-1)
             logits = self._decode(tok, pos, cache, mask if has_pad else None, plan)

@@ -26,7 +26,8 @@ gradient checkpointing (which drops the cache), sliding-window or non-attention 
 
 Packed responses. On Llama/Qwen2 models the response pass skips padding: only the positions whose
 next token is a response token run (`t1.rollout.fastpath.packed_response_logits`), the others'
-logits are 0 (their log-probs are masked out below either way).
+logits are 0 (their log-probs are masked out below either way); the prompt pass is the same lean
+pass over the prompts' real tokens (`t1.rollout.fastpath.prefill_logits`).
 """
 
 from __future__ import annotations
@@ -38,7 +39,12 @@ import torch
 from t1.algo import token_entropy
 from t1.rollout.batch import Batch
 from t1.rollout.cache import cache_kwargs, supports_logits_to_keep
-from t1.rollout.fastpath import DecodePlan, packed_response_logits, supports_packed_learner
+from t1.rollout.fastpath import (
+    DecodePlan,
+    packed_response_logits,
+    prefill_logits,
+    supports_packed_learner,
+)
 
 # positions per chunk of the entropy computation (memory: a few chunk x V float32 buffers)
 ENTROPY_CHUNK = 512
@@ -85,24 +91,30 @@ def shared_prompt_logits(
     rows = torch.arange(b, device=input_ids.device)
     first = torch.full((U,), b, device=input_ids.device).scatter_reduce(0, inverse, rows, "amin")
     cache = DynamicCache(config=model.config)
-    kwargs = {"logits_to_keep": 1} if supports_logits_to_keep(model) else {}
-    out = model(
-        input_ids=input_ids[first, :P],
-        attention_mask=attention_mask[first, :P],
-        position_ids=position_ids[first, :P],
-        use_cache=True,
-        **cache_kwargs(model, cache),
-        **kwargs,
-    )
-    if cache.get_seq_length() != P:
-        return None
-    last = out.logits[inverse, -1:]  # (b, 1, V): predicts response token 0
+    prompt = (input_ids[first, :P], position_ids[first, :P], attention_mask[first, :P])
+    plan = DecodePlan(model, trainable=True) if packed else None
+    if plan is not None:
+        last = prefill_logits(plan, cache, *prompt)  # (U, V)
+    else:
+        kwargs = {"logits_to_keep": 1} if supports_logits_to_keep(model) else {}
+        out = model(
+            input_ids=prompt[0],
+            attention_mask=prompt[2],
+            position_ids=prompt[1],
+            use_cache=True,
+            **cache_kwargs(model, cache),
+            **kwargs,
+        )
+        if cache.get_seq_length() != P:
+            return None
+        last = out.logits[:, -1]
+    last = last[inverse, None]  # (b, 1, V): predicts response token 0
     if R == 1:
         return last
     cache.batch_select_indices(inverse)  # (U, ...) -> (b, ...); backward sums the rows
-    if packed:
+    if plan is not None:
         rest = packed_response_logits(
-            DecodePlan(model, trainable=True),
+            plan,
             cache,
             input_ids[:, P : P + R - 1],
             position_ids[:, P : P + R - 1],

@@ -72,7 +72,8 @@ def sample_next(
         tok = z.argmax(-1)
         logp = z.log_softmax(-1)
         return tok, logp.gather(-1, tok[:, None]).squeeze(-1)
-    z = z / temperature
+    if temperature != 1.0:
+        z = z / temperature
     logp = z.log_softmax(-1)  # (B, V)
     if top_p < 1.0 or min_p > 0.0:
         probs = filter_logits(z, top_p, min_p).softmax(-1)

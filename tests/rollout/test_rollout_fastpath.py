@@ -1,5 +1,6 @@
 """The lean decode step gives the model's own forward logits (Llama and Qwen2, with padding;
-fused and unfused projections; batched-matmul and SDPA attention)."""
+fused projections with the attention scale folded in and unfused ones; batched-matmul and SDPA
+attention; rope from the table and from the model's rotary module)."""
 
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ def prefill(model, ids: torch.Tensor, mask: torch.Tensor):
 
 @pytest.mark.parametrize("arch", ["llama", "qwen2"])
 @pytest.mark.parametrize("padded", [False, True])
-@pytest.mark.parametrize("route", ["fused-bmm", "unfused-sdpa"])
+@pytest.mark.parametrize("route", ["fused-bmm-table", "unfused-sdpa"])
 def test_decode_step_equals_model_forward(tiny_tokenizer, arch, padded, route, monkeypatch):
     model = build_tiny_model(tiny_tokenizer, TinyModelConfig(arch=arch, **SMALL), seed=1).eval()
     if arch == "qwen2":  # give the q/k/v biases Qwen2 has (zero at init) a value
@@ -52,9 +53,12 @@ def test_decode_step_equals_model_forward(tiny_tokenizer, arch, padded, route, m
     if route == "unfused-sdpa":
         monkeypatch.setattr(fastpath, "FUSE_MAX_PARAMS", 0)
     with torch.no_grad():
-        plan = DecodePlan(model)
+        plan = DecodePlan(model, max_position=None if route == "unfused-sdpa" else 8)
         if route == "unfused-sdpa":
             plan.bmm_attention = False
+        # fused weights carry the attention scale; rope comes from the table when it has one
+        folded = route != "unfused-sdpa"
+        assert (plan.attn_scale == 1.0) == folded and (plan.rope_table is not None) == folded
         fast = decode_step(plan, nxt, pos, fast_cache, full_mask if padded else None)
         ref = model(
             input_ids=nxt[:, None],
@@ -100,3 +104,30 @@ def test_wrapped_projections_run_as_their_own_modules(tiny_tokenizer):
             input_ids=nxt[:, None], position_ids=pos[:, None], **cache_kwargs(model, ref_cache)
         ).logits[:, -1]
     assert torch.allclose(fast, ref, atol=1e-5)
+
+
+@pytest.mark.parametrize("arch", ["llama", "qwen2"])
+def test_lean_prefill_equals_model_forward(tiny_tokenizer, arch):
+    """Left-padded prompts: the same last logits, and the same cache at every real position."""
+    model = build_tiny_model(tiny_tokenizer, TinyModelConfig(arch=arch, **SMALL), seed=3).eval()
+    ids = torch.randint(6, 90, (3, 6), generator=torch.Generator().manual_seed(2))
+    mask = torch.ones_like(ids)
+    mask[0, :2] = 0
+    mask[2, :5] = 0  # a one-token prompt
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    ref_cache, _ = prefill(model, ids, mask)
+    with torch.no_grad():
+        ref = model(
+            input_ids=ids,
+            attention_mask=mask,
+            position_ids=positions,
+            **cache_kwargs(model, make_cache(model, capacity=8)),
+        ).logits[:, -1]
+        cache = make_cache(model, capacity=8)
+        plan = DecodePlan(model, max_position=8)
+        lean = fastpath.prefill_logits(plan, cache, ids, positions, mask)
+    assert torch.allclose(lean, ref, atol=1e-5)
+    real = mask.bool()
+    for mine, theirs in zip(cache.layers, ref_cache.layers):
+        for a, b in ((mine.keys, theirs.keys), (mine.values, theirs.values)):
+            assert torch.allclose(a.transpose(1, 2)[real], b.transpose(1, 2)[real], atol=1e-5)
