@@ -385,6 +385,8 @@ def _attend_block(
             q, keys, values, attn_mask=mask, scale=plan.attn_scale, enable_gqa=Hq != plan.Hk
         )
     Hk, S = plan.Hk, keys.shape[2]
-    qg = (q * plan.attn_scale).reshape(b * Hk, (Hq // Hk) * T, D)  # a kv head's query heads as rows
+    if plan.attn_scale != 1.0:
+        q = q * plan.attn_scale
+    qg = q.reshape(b * Hk, (Hq // Hk) * T, D)  # a kv head's query heads as rows
     scores = torch.baddbmm(mask, qg, keys.reshape(b * Hk, S, D).transpose(1, 2))
     return torch.bmm(scores.softmax(-1), values.reshape(b * Hk, S, D)).view(b, Hq, T, D)

@@ -115,13 +115,13 @@ def test_lean_prefill_equals_model_forward(tiny_tokenizer, arch):
     mask[0, :2] = 0
     mask[2, :5] = 0  # a one-token prompt
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
-    ref_cache, _ = prefill(model, ids, mask)
+    ref_cache = make_cache(model, capacity=8)
     with torch.no_grad():
         ref = model(
             input_ids=ids,
             attention_mask=mask,
             position_ids=positions,
-            **cache_kwargs(model, make_cache(model, capacity=8)),
+            **cache_kwargs(model, ref_cache),
         ).logits[:, -1]
         cache = make_cache(model, capacity=8)
         plan = DecodePlan(model, max_position=8)
