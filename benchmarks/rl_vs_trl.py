@@ -31,7 +31,9 @@ Measured: steps/s and generated tokens/s (response tokens including eos) per wal
 CPU second of whole RL steps (generate, score, log-probs, update), over steps 2..N (step 1 is
 warm-up); the training reward (mean over all steps and over the last 5); and the reward of the
 final weights of both, graded by one evaluator (t1's HFEngine, T = 1, fixed seed, held-out
-prompts). `--frameworks t1 --share-prompts 0` times t1 alone with its learner's full pass.
+prompts). `--frameworks t1 --share-prompts 0` times t1 alone with its learner's full pass;
+`--skip-zero-adv 0` makes t1's learner run the responses whose advantage is 0 too (their loss
+term and gradient are exactly 0; t1 skips them only when there is no entropy bonus, as here).
 """
 
 from __future__ import annotations
@@ -73,6 +75,8 @@ class Settings:
     n_prompts: int = 64
     # t1's learner runs each distinct prompt once (0: the full pass, for a before/after)
     share_prompts: int = 1
+    # t1's learner skips responses whose advantage is 0 (0: runs every row, for a before/after)
+    skip_zero_adv: int = 1
 
 
 def digit_first(text: str) -> float:
@@ -129,6 +133,7 @@ def run_t1(model_dir: str, seed: int, s: Settings, out_dir: str) -> dict[str, An
     shape = f"rl.k={s.k} rl.prompts_per_step={s.prompts_per_step} optim.lr={s.lr}"
     sampling = f"sampling.max_new_tokens={s.max_new_tokens} sampling.temperature={s.temperature}"
     batch = f"rl.micro_batch_size={s.k * s.prompts_per_step} reward.task={TASK}"
+    batch += f" rl.skip_zero_advantage={'true' if s.skip_zero_adv else 'false'}"
     overrides = [*run.split(), *shape.split(), *sampling.split(), *batch.split(), *T1_FIXED]
     cfg = load_config(RLStage, None, overrides)
     model, tokenizer = load_model(cfg.model)

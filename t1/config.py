@@ -213,6 +213,10 @@ class RLConfig:
     )
     # sequences per forward/backward pass of the learner
     micro_batch_size: int = 16
+    # the learner skips responses whose advantage is 0 when there is no entropy bonus: their
+    # loss term and its gradient are exactly 0 (the batch's token and row counts still include
+    # them); ratio diagnostics then cover the responses it ran
+    skip_zero_advantage: bool = True
     # log pi_theta of the sampled tokens for the KL and the PPO ratio: the sampler's own
     # (no extra forward pass; the HF engine reports log softmax(logits/T), what the learner
     # computes) or recomputed by the learner (safer with an engine in lower precision)

@@ -212,6 +212,7 @@ class RLTrainer:
             T,
             rl.micro_batch_size,
             cfg.sampling.max_new_tokens,
+            rl.skip_zero_advantage,
         )
         stats: dict[str, float] = {}
         with timer("update"):

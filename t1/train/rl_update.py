@@ -8,7 +8,8 @@ The loss of the selected samples is
 
 computed in micro-batches whose partial losses are weighted by their share of the *global*
 batch (all micro-batches on all ranks), so the gradient equals that of one pass over the whole
-batch: micro-batching and data parallelism change nothing but memory and speed.
+batch: micro-batching and data parallelism change nothing but memory and speed. Rows whose
+term is exactly 0 (advantage 0, no entropy bonus) are not run at all (`contributing_rows`).
 """
 
 from __future__ import annotations
@@ -85,6 +86,8 @@ class LossSpec:
     micro_batch_size: int
     # the generation limit: Dr. GRPO's constant normaliser is rows x this
     max_new_tokens: int
+    # skip the rows whose loss term is exactly 0 (`contributing_rows`)
+    skip_zero_advantage: bool = True
 
 
 def _weight(agg: str, mask: torch.Tensor, totals: torch.Tensor) -> float:
@@ -95,6 +98,26 @@ def _weight(agg: str, mask: torch.Tensor, totals: torch.Tensor) -> float:
     if agg == "constant":
         return 1.0
     return float((mask.sum(1) > 0).sum()) / max(rows, 1.0)  # seq-mean-*: mean over responses
+
+
+def contributing_rows(adv: torch.Tensor, mask: torch.Tensor, spec: LossSpec) -> torch.Tensor:
+    """Indices of the rows the learner must run: all, or those whose loss term can be nonzero.
+
+    Without an entropy bonus a row's term is A · (a function of its log-probs), the KL entering
+    through A; at A = 0 it and its gradient are exactly 0 (the padding is zeroed before any
+    arithmetic), so skipping the row changes nothing. One row is kept when no row has a
+    nonzero A: its zero gradient gives every parameter the full pass reaches a gradient, so
+    the optimiser (AdamW's momentum and decay) steps exactly as after the full pass.
+    """
+    everything = torch.arange(len(mask))
+    if not spec.skip_zero_advantage or spec.entropy_coef != 0 or len(mask) == 0:
+        return everything
+    nonzero = adv != 0 if adv.dim() == 1 else (adv != 0).any(dim=1)
+    lengths = mask.sum(1)
+    rows = (nonzero & (lengths > 0)).nonzero().squeeze(-1)
+    if len(rows) == 0:
+        rows = lengths.masked_fill(lengths == 0, mask.shape[1] + 1).argmin().view(1)
+    return rows
 
 
 def accumulate_gradients(
@@ -112,8 +135,9 @@ def accumulate_gradients(
     normalizer = max(float(totals[1]), 1.0) * spec.max_new_tokens
     sums = {"loss": 0.0, "pg_loss": 0.0, "entropy": 0.0, "clip_frac": 0.0, "ratio_max": 1.0}
     device = next(model.parameters()).device
-    for s in range(0, len(batch), spec.micro_batch_size):
-        rows = torch.arange(s, min(len(batch), s + spec.micro_batch_size))
+    run = contributing_rows(adv, mask, spec)
+    for s in range(0, len(run), spec.micro_batch_size):
+        rows = run[s : s + spec.micro_batch_size]
         mb = slice_batch(batch, rows)
         if mb.response_mask.numel() == 0:
             continue
