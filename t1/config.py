@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from typing import Any, Literal
 import yaml
 
 from t1.errors import ConfigError
+from t1.presets import apply_preset
 
 # ----------------------------------------------------------------------------------------------
 # Sections shared by several stages
@@ -59,15 +61,35 @@ class ModelConfig:
 
 @dataclass
 class DataConfig:
-    # JSONL problems (prompt|problem|question|messages + answer) used for training
+    # training problems (RL, synth) or traces (SFT): a JSONL, JSON, parquet or arrow file, a
+    # `save_to_disk` folder, or a Hub dataset id (read with `datasets`; HF_DATASETS_OFFLINE=1
+    # reads the local cache only)
     train: str | None = None
-    # JSONL problems held out for evaluation
+    # held-out problems for evaluation, in any form data.train takes
     eval: str | None = None
+    # data.train's split, subset (config name) and file inside a Hub dataset repo (e.g.
+    # sft.jsonl); split None: the only split, else "train"
+    split: str | None = None
+    subset: str | None = None
+    files: str | None = None
+    # the same for data.eval; split None: the only split, else "test"
+    eval_split: str | None = None
+    eval_subset: str | None = None
+    eval_files: str | None = None
+    # column holding the problem text, the chat list, the reference answer, the SFT response;
+    # None: the usual names (see t1.data.fields); a dotted name reads a nested field
+    prompt_field: str | None = None
+    messages_field: str | None = None
+    answer_field: str | None = None
+    response_field: str | None = None
     # skip malformed rows (counted and reported) instead of stopping at the first one
     skip_bad_rows: bool = False
     # keep at most this many training / evaluation problems (None: all)
     max_train: int | None = None
     max_eval: int | None = None
+    # instruction, answer format and verifier chosen together (t1.presets): math, aime, amc,
+    # omni_math, qwen_math, deepscaler, gsm8k, gpqa, or none; keys set explicitly win
+    preset: str | None = None
     # format of the user turn; {prompt} is the problem text
     prompt_template: str = "{prompt}"
     # system message for chat models (None: none)
@@ -617,6 +639,8 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
     if tp is bool:
         if isinstance(value, bool):
             return value
+        if isinstance(value, str) and value.lower() in _BOOL_WORDS:
+            return _BOOL_WORDS[value.lower()]
         raise bad
     if tp is int:
         if isinstance(value, int) and not isinstance(value, bool):
@@ -663,7 +687,45 @@ def _build(
     return obj
 
 
+class _Loader(yaml.SafeLoader):
+    """YAML whose booleans are YAML 1.2's, true and false: `on`, `off`, `yes`, `no` stay text,
+    so `data.chat_template: on` is the string a Literal field expects."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+# YAML 1.1's other boolean words, which a bool field still takes
+_BOOL_WORDS = {"yes": True, "on": True, "no": False, "off": False}
+
+
+def _yaml(text: str) -> Any:
+    return yaml.load(text, Loader=_Loader)
+
+
+def _takes_text(tp: Any, text: str) -> bool:
+    """Whether an override's text is its value as written: a str field, or a Literal naming it.
+
+    ("model.path=123" is the path "123", "data.chat_template=on" the string "on".)
+    """
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if tp is str:
+        return True
+    if origin is Literal:
+        return text in args
+    if origin in (typing.Union, types.UnionType):
+        if type(None) in args and text.lower() in ("null", "~"):
+            return False
+        return any(_takes_text(a, text) for a in args)
+    return False
+
+
 def _parse_override(item: str, cls: type) -> tuple[list[str], Any]:
+    """(key path, value) of one `key=value`; the value is read as the key's type expects."""
     if "=" not in item:
         raise ConfigError(f"override '{item}' is not of the form key=value")
     key, text = item.split("=", 1)
@@ -675,13 +737,11 @@ def _parse_override(item: str, cls: type) -> tuple[list[str], Any]:
             raise ConfigError(f"unknown config key '{key}'{_nearest(key, cls)}")
         tp = _hints(tp)[part]
         if i < len(path) - 1 and typing.get_origin(tp) is dict:
-            return path[: i + 1], {".".join(path[i + 1 :]): yaml.safe_load(text)}
-    # a str field takes the text as written ("model.path=123" is the path "123")
-    is_union = typing.get_origin(tp) in (typing.Union, types.UnionType)
-    if tp is str or (is_union and str in typing.get_args(tp) and text.lower() not in ("null", "~")):
+            return path[: i + 1], {".".join(path[i + 1 :]): _yaml(text)}
+    if _takes_text(tp, text):
         return path, text
     try:
-        return path, yaml.safe_load(text)
+        return path, _yaml(text)
     except yaml.YAMLError:
         return path, text
 
@@ -706,7 +766,7 @@ def load_config(cls: type, path: str | Path | None = None, overrides: list[str] 
         if not p.is_file():
             raise ConfigError(f"config file not found: {p}")
         try:
-            loaded = yaml.safe_load(p.read_text(encoding="utf-8"))
+            loaded = _yaml(p.read_text(encoding="utf-8"))
         except yaml.YAMLError as e:
             mark = getattr(e, "problem_mark", None)
             where = f":{mark.line + 1}" if mark else ""
@@ -717,7 +777,17 @@ def load_config(cls: type, path: str | Path | None = None, overrides: list[str] 
     for item in overrides:
         keys, value = _parse_override(item, cls)
         _set_path(data, keys, value)
-    return _build(cls, data)
+    return apply_preset(_build(cls, data), _dotted(data))
+
+
+def _dotted(data: dict, prefix: str = "") -> set[str]:
+    """Every dotted key written in a nested mapping ("data", "data.preset", ...)."""
+    keys = set()
+    for name, value in data.items():
+        keys.add(prefix + str(name))
+        if isinstance(value, dict):
+            keys |= _dotted(value, f"{prefix}{name}.")
+    return keys
 
 
 def to_dict(cfg: Any) -> dict:

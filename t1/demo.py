@@ -30,7 +30,7 @@ from t1.config import (
     TrainerConfig,
     load_config,
 )
-from t1.train.rundir import RunDir, seed_everything
+from t1.runs import RunDir, seed_everything
 
 # --quick: every stage runs, at sizes that finish in a few minutes (for tests)
 QUICK = [

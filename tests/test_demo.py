@@ -13,7 +13,7 @@ from t1.cli import main
 from t1.data.problems import load_problems
 from t1.data.splits import overlap
 from t1.demo import run_demo
-from t1.train.rundir import read_jsonl
+from t1.runs import read_jsonl
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,7 @@
 """Records and loaders (problems, traces), synthetic tasks, and trial-and-error trace synthesis.
 
 problems = load_problems("math500.jsonl")            # DataError names file:line on bad rows
+problems = load_problems(Source("HuggingFaceH4/MATH-500"))   # a Hub dataset (or parquet, ...)
 traces = synthesize("countdown", SynthConfig(n=100))  # list[Trace]
 """
 
@@ -8,11 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from t1.data.jsonl import Loaded
-from t1.data.problems import Problem, load_problems, write_problems
+from t1.data.fields import Fields
+from t1.data.problems import Problem, load_problems, problems_for, write_problems
+from t1.data.sources import Loaded, Source
 from t1.data.splits import assert_disjoint, generate_splits, normalize_prompt, write_splits
 from t1.data.tasks import Task, get_task
-from t1.data.traces import Trace, load_traces, write_traces
+from t1.data.traces import Trace, load_traces, traces_for, write_traces
 
 _LAZY = {"synthesize": "t1.data.synth", "run_synth": "t1.data.synth"}
 
@@ -27,8 +29,10 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "Fields",
     "Loaded",
     "Problem",
+    "Source",
     "Task",
     "Trace",
     "assert_disjoint",
@@ -37,8 +41,10 @@ __all__ = [
     "load_problems",
     "load_traces",
     "normalize_prompt",
+    "problems_for",
     "run_synth",
     "synthesize",
+    "traces_for",
     "write_problems",
     "write_splits",
     "write_traces",

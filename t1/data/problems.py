@@ -1,15 +1,19 @@
 """Problems: the `Problem` record, its JSONL loader and writer.
 
-Row format (DESIGN.md, "Data formats"), one JSON object a line:
+Row format (DESIGN.md, "Data formats"), one row a problem, from any source t1.data.sources
+reads (JSONL, JSON, parquet, arrow, a save_to_disk folder, a Hub dataset):
 
-    text      `prompt` | `problem` | `question` (first present wins), or `messages`, a chat list
-              whose last user turn is the text (the list is kept in meta["messages"])
-    answer    `answer` (string or number); a GSM8K-style "... #### 18" is reduced to "18";
-              without `answer`, a `solution` is reduced to its last \\boxed{} (or "#### N" tail)
-    optional  `id` (string or number; default "<file stem>-<line>"), `task` (string)
+    text      the first usual name present (`prompt`, `problem`, `question`, ...; see
+              t1.data.fields) or `data.prompt_field`; or a chat list (`messages`), cut after its
+              last user turn, whose last user turn is the text (the chat is kept in
+              meta["messages"] and is what the model is asked)
+    answer    `answer` (or another usual name, or `data.answer_field`; string or number); a
+              GSM8K-style "... #### 18" is reduced to "18"; without one, a `solution` is reduced
+              to its last \\boxed{} (or "#### N" tail)
+    optional  `id` (string or number; default "<file stem>-<line or index>"), `task` (string)
     meta      every other field (subject, level, solution, ...), merged with a `meta` object
 
-Bad rows raise `DataError` naming file and line (see t1.data.jsonl for the discipline).
+Bad rows raise `DataError` naming file and line, or dataset, split and row (t1.data.sources).
 """
 
 from __future__ import annotations
@@ -20,11 +24,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from t1.data.jsonl import Loaded, get_prompt, get_text, read_records, type_name, write_rows
+from t1.data.fields import (
+    ANSWER_NAMES,
+    MESSAGES_NAMES,
+    Fields,
+    columns_of,
+    first_present,
+    get_prompt,
+    get_text,
+    lookup,
+    require,
+    type_name,
+)
+from t1.data.jsonl import write_rows
+from t1.data.sources import Loaded, Source, eval_source, read_records, train_source
 from t1.errors import DataError
 
-PROMPT_KEYS = ("prompt", "problem", "question")
-_RESERVED = {*PROMPT_KEYS, "messages", "answer", "id", "task", "meta"}
+# a chat list is kept (cut) in meta["messages"] only when it is the prompt
+_RESERVED = {"id", "task", "meta", *MESSAGES_NAMES}
 _GSM8K_TAIL = re.compile(r"####\s*(.+?)\s*$", re.S)
 _NUMBER_WITH_COMMAS = re.compile(r"[-+]?\d{1,3}(,\d{3})+(\.\d+)?")
 
@@ -75,32 +92,44 @@ def _number_text(value: int | float, where: str) -> str:
     return str(value)
 
 
-def _answer(row: dict, where: str) -> str:
-    """The reference answer from `answer`, or reduced from `solution`."""
-    value = row.get("answer")
+def _answer(row: dict, where: str, fields: Fields) -> tuple[str, str | None]:
+    """(the reference answer, the column it came from) from `answer`, or reduced from `solution`."""
+    if fields.answer is not None:
+        key: str | None = fields.answer
+        value = require(row, key, "data.answer_field", where)
+    else:
+        key = first_present(row, ANSWER_NAMES)
+        value = lookup(row, key) if key else None
     if value is not None:
-        if isinstance(value, bool) or not isinstance(value, str | int | float):
-            raise DataError(f"{where}: 'answer' must be a string or number, got {type_name(value)}")
-        if not isinstance(value, str):
-            return _number_text(value, where)
-        if not value.strip():
-            raise DataError(f"{where}: 'answer' is empty")
-        reduced = reduce_gsm8k(value)
-        if "####" in value and not reduced:
-            raise DataError(f"{where}: 'answer' has a '####' marker with nothing after it")
-        return reduced or value.strip()
+        return _answer_text(value, key or "answer", where), key
     solution = get_text(row, "solution", where, required=False)
     if solution is None:
-        raise DataError(f"{where}: missing 'answer' (or a 'solution' with \\boxed{{}})")
+        raise DataError(
+            f"{where}: missing 'answer' (or a 'solution' with \\boxed{{}}); the row's columns: "
+            f"{columns_of(row)} (set data.answer_field)"
+        )
     reduced = reduce_gsm8k(solution)
     if reduced:
-        return reduced
+        return reduced, None
     from t1.rewards import extract_answer
 
     boxed = extract_answer(solution, style="boxed")
     if not boxed:
         raise DataError(f"{where}: no 'answer', and 'solution' has no \\boxed{{}} answer")
-    return boxed
+    return boxed, None
+
+
+def _answer_text(value: object, key: str, where: str) -> str:
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise DataError(f"{where}: '{key}' must be a string or number, got {type_name(value)}")
+    if not isinstance(value, str):
+        return _number_text(value, where)
+    if not value.strip():
+        raise DataError(f"{where}: '{key}' is empty")
+    reduced = reduce_gsm8k(value)
+    if "####" in value and not reduced:
+        raise DataError(f"{where}: '{key}' has a '####' marker with nothing after it")
+    return reduced or value.strip()
 
 
 def _optional_str(row: dict, key: str, where: str, numbers_ok: bool) -> str | None:
@@ -115,32 +144,48 @@ def _optional_str(row: dict, key: str, where: str, numbers_ok: bool) -> str | No
     return value
 
 
-def parse_problem(row: dict, where: str, lineno: int, stem: str = "row") -> Problem:
+def parse_problem(
+    row: dict, where: str, lineno: int, stem: str = "row", fields: Fields | None = None
+) -> Problem:
     """A `Problem` from one decoded row; `where` ("file:line") prefixes every error."""
-    prompt, messages = get_prompt(row, where, PROMPT_KEYS)
-    answer = _answer(row, where)
+    fields = fields or Fields()
+    prompt = get_prompt(row, where, fields)
+    answer, answer_key = _answer(row, where, fields)
     pid = _optional_str(row, "id", where, numbers_ok=True) or f"{stem}-{lineno}"
     task = _optional_str(row, "task", where, numbers_ok=False)
     extra = row.get("meta")
     if extra is not None and not isinstance(extra, dict):
         raise DataError(f"{where}: 'meta' must be an object, got {type_name(extra)}")
-    meta = {k: v for k, v in row.items() if k not in _RESERVED}
+    used = {*_RESERVED, *prompt.used, answer_key}
+    meta = {k: v for k, v in row.items() if k not in used}
     meta.update(extra or {})
-    if messages is not None:
-        meta["messages"] = messages
-    return Problem(id=pid, prompt=prompt, answer=answer, task=task, meta=meta)
+    if prompt.messages is not None:
+        meta["messages"] = prompt.messages
+    return Problem(id=pid, prompt=prompt.text, answer=answer, task=task, meta=meta)
 
 
 def load_problems(
-    path: str | Path, skip_bad_rows: bool = False, limit: int | None = None
+    source: str | Path | Source,
+    skip_bad_rows: bool = False,
+    limit: int | None = None,
+    fields: Fields | None = None,
 ) -> Loaded[Problem]:
-    """Problems of a JSONL file; a list whose `.skipped` counts rows dropped by skip_bad_rows."""
+    """Problems of a file, folder or Hub dataset; `.skipped` counts rows skip_bad_rows dropped."""
+    path = source.path if isinstance(source, Source) else str(source)
     stem = Path(path).stem
 
     def parse(row: dict, where: str, lineno: int) -> Problem:
-        return parse_problem(row, where, lineno, stem)
+        return parse_problem(row, where, lineno, stem, fields)
 
-    return read_records(path, parse, "problem", skip_bad_rows=skip_bad_rows, limit=limit)
+    return read_records(source, parse, "problem", skip_bad_rows=skip_bad_rows, limit=limit)
+
+
+def problems_for(data_cfg: Any, which: str = "train") -> Loaded[Problem]:
+    """The problems of `data.train` or `data.eval`, with the config's split, columns and limit."""
+    d = data_cfg
+    source = train_source(d) if which == "train" else eval_source(d)
+    limit = d.max_train if which == "train" else d.max_eval
+    return load_problems(source, d.skip_bad_rows, limit, Fields.from_config(d))
 
 
 def write_problems(path: str | Path, problems: list[Problem]) -> Path:

@@ -28,12 +28,13 @@ from pathlib import Path
 from typing import Any
 
 from t1.data.attempters import Attempter, TaskAttempter, model_attempter
-from t1.data.problems import Problem, load_problems
+from t1.data.problems import Problem, problems_for
 from t1.data.splits import generate_splits, normalize_prompt, write_splits
 from t1.data.tasks import Attempt, Task, get_task
 from t1.data.traces import Trace, write_traces
 from t1.errors import ConfigError, T1Error
-from t1.train.rundir import Progress, RunDir
+from t1.progress import Progress
+from t1.runs import RunDir
 
 
 class SynthResult(list):
@@ -329,7 +330,7 @@ def run_synth(cfg: Any, attempter: Attempter | None = None) -> int:
         if s.splits:
             raise ConfigError("synth.splits needs a synthetic task (synth.task)")
         sets = {}
-        problems = load_problems(cfg.data.train, cfg.data.skip_bad_rows, cfg.data.max_train)
+        problems = problems_for(cfg.data, "train")
         attempter = attempter or model_attempter(s, cfg.data)
     result = synthesize(problems, s, attempter=attempter, rng=s.seed, progress=True)
     if not result:

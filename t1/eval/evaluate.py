@@ -35,21 +35,14 @@ from t1.eval.metrics import (
     mean_pass_at_k,
     wilson_interval,
 )
+from t1.models.prompts import format_prompts
+from t1.progress import Progress
 from t1.rollout import sampling_params
 from t1.rollout.base import Rollout, RolloutEngine, SamplingParams
-from t1.train.rundir import Progress, RunDir, seed_everything, write_jsonl
+from t1.runs import RunDir, seed_everything, write_jsonl
 
 # problem meta keys that get their own accuracy table when present
 BREAKDOWN_KEYS = ("subject", "level", "difficulty", "source")
-
-
-def format_prompts(tokenizer: Any, problems: Sequence[Any], data_cfg: DataConfig) -> list[str]:
-    """Each problem as the text the model continues (a chat list row keeps its messages)."""
-    from t1.models import build_prompt
-
-    return [
-        build_prompt(tokenizer, getattr(p, "prompt_input", p.prompt), data_cfg) for p in problems
-    ]
 
 
 def check_ks(n: int, ks: Sequence[int], key: str = "eval.ks") -> None:
@@ -280,17 +273,17 @@ def print_summary(result: dict[str, Any], name: str) -> None:
 
 def run_eval(cfg: EvalStage) -> int:
     """`t1 eval`: load the model and problems, evaluate, write eval/<name>.json, print a table."""
-    from t1.data import load_problems
+    from t1.data import problems_for
     from t1.models import load_model
     from t1.rollout import make_engine
 
     if not cfg.data.eval:
-        raise ConfigError("config key 'data.eval' is required: a JSONL file of problems")
+        raise ConfigError(
+            "config key 'data.eval' is required: a file, folder or Hub dataset of problems"
+        )
     check_ks(cfg.eval.n, cfg.eval.ks)
     seed_everything(cfg.seed)
-    problems = load_problems(
-        cfg.data.eval, skip_bad_rows=cfg.data.skip_bad_rows, limit=cfg.data.max_eval
-    )
+    problems = problems_for(cfg.data, "eval")
     model, tokenizer = load_model(cfg.model)
     engine = make_engine(cfg.rollout, model, tokenizer)
     result = evaluate(

@@ -36,7 +36,7 @@ from typing import Any
 
 from t1.errors import T1Error
 from t1.eval.plots import numeric_keys, plot_metrics, plot_scaling
-from t1.train.rundir import read_jsonl
+from t1.runs import read_jsonl
 
 # (title, key patterns): each metrics key goes to the first group that matches it
 KEY_GROUPS: list[tuple[str, list[str]]] = [

@@ -30,11 +30,12 @@ from typing import Any
 from t1.config import DataConfig, ScaleStage
 from t1.errors import ConfigError
 from t1.eval.complete import GreedyCompleter
-from t1.eval.evaluate import format_prompts
 from t1.eval.metrics import accuracy_with_interval, maj_at_k
+from t1.models.prompts import format_prompts
+from t1.progress import Progress
 from t1.rollout import sampling_params
 from t1.rollout.base import Rollout, RolloutEngine, SamplingParams
-from t1.train.rundir import Progress, RunDir, seed_everything
+from t1.runs import RunDir, seed_everything
 
 # The default answer-forcing suffix per task (ScaleConfig.suffix overrides it).
 DEFAULT_SUFFIX: dict[str, str] = {
@@ -257,22 +258,22 @@ def model_label(path: str, taken: set[str]) -> str:
 
 def run_scale(cfg: ScaleStage) -> int:
     """`t1 scale`: scaling curves of cfg.models (or cfg.model) on data.eval, one figure."""
-    from t1.data import load_problems
+    from t1.data import problems_for
     from t1.eval.plots import plot_scaling
     from t1.models import load_model
     from t1.rollout import make_engine
 
     sc = cfg.scale
     if not cfg.data.eval:
-        raise ConfigError("config key 'data.eval' is required: a JSONL file of problems")
+        raise ConfigError(
+            "config key 'data.eval' is required: a file, folder or Hub dataset of problems"
+        )
     n = sc.n or (max(sc.parallel_ks) if sc.parallel and sc.parallel_ks else 1)
     ks = list(sc.parallel_ks) if sc.parallel else []
     if any(k > n for k in ks):
         raise ConfigError(f"config key 'scale.n': n={n} is smaller than a parallel k in {ks}")
     seed_everything(cfg.seed)
-    problems = load_problems(
-        cfg.data.eval, skip_bad_rows=cfg.data.skip_bad_rows, limit=cfg.data.max_eval
-    )
+    problems = problems_for(cfg.data, "eval")
     summariser = None
     if sc.summariser:
         summariser = load_model(dataclasses.replace(cfg.model, path=sc.summariser))

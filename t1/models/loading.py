@@ -33,6 +33,7 @@ from typing import Any
 import torch
 
 from t1.errors import T1Error
+from t1.runs import latest_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +64,6 @@ def _cache_root() -> Path:
 
 def _newest_in_run(run_dir: Path) -> Path | None:
     """The newer of `final/` and the latest complete checkpoint of a run directory."""
-    from t1.train.checkpoint import latest_checkpoint
-
     candidates = []
     final = run_dir / "final"
     if (final / "config.json").is_file():

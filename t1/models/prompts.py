@@ -6,10 +6,16 @@
 
 The result is text, not ids, so every engine (HF, vLLM) tokenises the same string; the engines
 tokenise it without adding special tokens a second time where the text already starts with BOS.
+
+`format_prompts` is the one way a problem becomes a prompt: curation, RL training, evaluation and
+inference scaling all call it, so a pass rate measured while curating is measured on the prompt
+that training then sees. A problem that came with a chat list (`messages`) is asked as that chat.
+`data.preset` (t1.presets) fills in the template and system prompt when the config is loaded.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from t1.errors import ConfigError
@@ -56,3 +62,12 @@ def build_prompt(tokenizer: Any, problem_text: str | list[dict[str, str]], data_
         return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     parts = [m["content"] for m in messages]
     return "\n\n".join(parts)
+
+
+def format_prompts(tokenizer: Any, problems: Sequence[Any], data_cfg: Any) -> list[str]:
+    """The prompt of each problem (a `Problem`, `Trace`, or anything with `.prompt`): its chat
+    list when the row had one, else its text, through `build_prompt`."""
+    return [
+        build_prompt(tokenizer, getattr(p, "prompt_input", None) or p.prompt, data_cfg)
+        for p in problems
+    ]

@@ -22,8 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-MARKER = "COMPLETE"
-STATE = "trainer_state.pt"
+from t1.runs import MARKER, STATE, list_checkpoints
 
 
 def rng_state() -> dict[str, Any]:
@@ -99,24 +98,6 @@ def save_checkpoint(
         for old in list_checkpoints(root)[:-keep_last]:
             shutil.rmtree(old, ignore_errors=True)
     return final
-
-
-def list_checkpoints(ckpt_root: str | Path) -> list[Path]:
-    """Complete checkpoints, oldest first."""
-    root = Path(ckpt_root)
-    if not root.is_dir():
-        return []
-    found = []
-    for p in root.glob("step-*"):
-        suffix = p.name.removeprefix("step-")
-        if suffix.isdigit() and (p / MARKER).is_file() and (p / STATE).is_file():
-            found.append((int(suffix), p))
-    return [p for _, p in sorted(found)]
-
-
-def latest_checkpoint(ckpt_root: str | Path) -> Path | None:
-    ckpts = list_checkpoints(ckpt_root)
-    return ckpts[-1] if ckpts else None
 
 
 def load_state(ckpt: str | Path) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from t1.data.problems import Problem
-from t1.models.prompts import build_prompt
+from t1.models.prompts import format_prompts
 from t1.rollout import SamplingParams
 
 
@@ -68,7 +68,7 @@ def curate_prompts(
     n = curate_cfg.n
     for start in range(0, len(candidates), batch_prompts):
         chunk = candidates[start : start + batch_prompts]
-        prompts = [build_prompt(tokenizer, p.prompt, data_cfg) for p in chunk]
+        prompts = format_prompts(tokenizer, chunk, data_cfg)
         rollouts = engine.generate(prompts, n, sampling)
         results = score_batch(
             [r.text for r in rollouts],

@@ -27,7 +27,9 @@ import torch
 
 from t1.config import RLStage
 from t1.errors import T1Error
-from t1.train.checkpoint import latest_checkpoint, load_state, rng_state, set_rng_state
+from t1.progress import Progress
+from t1.runs import RunDir, latest_checkpoint
+from t1.train.checkpoint import load_state, rng_state, set_rng_state
 from t1.train.distributed import DistInfo, all_sum, sum_gradients_
 from t1.train.rl_metrics import (
     Timer,
@@ -51,7 +53,7 @@ from t1.train.rl_update import (
     compute_advantages,
     slice_batch,
 )
-from t1.train.rundir import MetricLogger, Progress, RunDir
+from t1.train.rundir import MetricLogger
 
 
 class RLTrainer:
@@ -72,7 +74,7 @@ class RLTrainer:
         engine: Any = None,
         eval_problems: list | None = None,
     ):
-        from t1.models.prompts import build_prompt
+        from t1.models.prompts import format_prompts
         from t1.rollout import make_engine
         from t1.train.schedule import make_optimizer, make_scheduler
 
@@ -81,7 +83,7 @@ class RLTrainer:
         self.problems, self.eval_problems = problems, eval_problems or []
         max_pos = getattr(model.config, "max_position_embeddings", None)
         check_rl_config(cfg, self.info.world, max_pos)
-        self.prompts = [build_prompt(tokenizer, p.prompt_input, cfg.data) for p in problems]
+        self.prompts = format_prompts(tokenizer, problems, cfg.data)
         self.engine = engine or make_engine(cfg.rollout, model, tokenizer)
         self.anchor = None
         if cfg.rl.anchor != "none":
@@ -378,9 +380,9 @@ def run_rl(cfg: RLStage, resume: bool = False) -> int:
     """
     from t1.models import load_model
     from t1.rewards.reward import validate_reward_config
+    from t1.runs import seed_everything
     from t1.train.distributed import broadcast_parameters_, close_distributed, init_distributed
     from t1.train.rl_setup import check_prompt_lengths, context_size, load_rl_problems
-    from t1.train.rundir import seed_everything
 
     info = init_distributed(cfg.model.device)
     try:

@@ -17,8 +17,8 @@ from typing import Any
 
 from t1.config import RLStage
 from t1.errors import ConfigError, T1Error
+from t1.runs import RunDir
 from t1.train.rl_state import derive_seed
-from t1.train.rundir import RunDir
 
 
 def check_rl_config(cfg: RLStage, world: int = 1, max_positions: int | None = None) -> None:
@@ -99,10 +99,10 @@ def check_prompt_lengths(
     """The longest prompt plus `sampling.max_new_tokens` must fit the model's context."""
     if max_positions is None or not problems:
         return
-    from t1.models.prompts import build_prompt
+    from t1.models.prompts import format_prompts
     from t1.rollout.hf import encode_prompts
 
-    texts = [build_prompt(tokenizer, p.prompt_input, cfg.data) for p in problems]
+    texts = format_prompts(tokenizer, problems, cfg.data)
     lengths = [len(ids) for ids in encode_prompts(tokenizer, texts)]
     longest = max(range(len(problems)), key=lengths.__getitem__)
     budget = cfg.sampling.max_new_tokens
@@ -124,13 +124,14 @@ def load_rl_problems(cfg: RLStage, main: bool = True) -> tuple[list, list]:
 
     The report goes to stderr and, on the main rank, to `data.json` in the run directory.
     """
-    from t1.data.problems import load_problems
+    from t1.data.problems import problems_for
 
     if cfg.data.train is None:
-        raise ConfigError("data.train: RL needs a JSONL file of prompts with reference answers")
-    d = cfg.data
-    train = load_problems(d.train, skip_bad_rows=d.skip_bad_rows, limit=d.max_train)
-    held = load_problems(d.eval, skip_bad_rows=d.skip_bad_rows, limit=d.max_eval) if d.eval else []
+        raise ConfigError(
+            "data.train: RL needs prompts with reference answers (a file, folder or Hub dataset)"
+        )
+    train = problems_for(cfg.data, "train")
+    held = problems_for(cfg.data, "eval") if cfg.data.eval else []
     report = {}
     for name, loaded in (("train", train), ("eval", held)):
         if not loaded:

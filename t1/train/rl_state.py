@@ -29,7 +29,8 @@ from typing import Any
 import torch
 
 from t1.errors import ConfigError, T1Error
-from t1.train.checkpoint import latest_checkpoint, save_checkpoint
+from t1.runs import latest_checkpoint
+from t1.train.checkpoint import save_checkpoint
 
 # metrics that measure time, not learning: they differ between a run and its resumed twin
 TIMING_KEYS = ("time/", "tokens_per_s")

@@ -29,6 +29,8 @@ import numpy as np
 import torch
 
 from t1.errors import ConfigError, DataError, T1Error
+from t1.progress import Progress
+from t1.runs import RunDir, latest_checkpoint, seed_everything
 from t1.train import checkpoint as ck
 from t1.train.packing import (
     Batch,
@@ -42,7 +44,7 @@ from t1.train.packing import (
     split_micro,
     train_step,
 )
-from t1.train.rundir import MetricLogger, Progress, RunDir, seed_everything
+from t1.train.rundir import MetricLogger
 from t1.train.schedule import make_optimizer, make_scheduler
 from t1.train.signals import StopRequest, resume_command
 
@@ -130,11 +132,12 @@ def encode_traces(
 def _load_traces(cfg: Any) -> list[Any]:
     if not cfg.data.train:
         raise ConfigError(
-            "data.train: set it to the traces JSONL to train on (t1 synth writes one)"
+            "data.train: set it to the traces to train on: a file (t1 synth writes one), "
+            "a folder or a Hub dataset"
         )
-    from t1.data.traces import load_traces
+    from t1.data.traces import traces_for
 
-    return load_traces(cfg.data.train, skip_bad_rows=cfg.data.skip_bad_rows)
+    return traces_for(cfg.data)
 
 
 def _load_model(cfg: Any, ckpt: Path | None, model: Any, tokenizer: Any) -> tuple[Any, Any]:
@@ -151,7 +154,7 @@ def _load_model(cfg: Any, ckpt: Path | None, model: Any, tokenizer: Any) -> tupl
 
 
 def _resume_point(run: RunDir, resume: bool) -> Path | None:
-    ckpt = ck.latest_checkpoint(run.path / "checkpoints")
+    ckpt = latest_checkpoint(run.path / "checkpoints")
     if not resume and (ckpt is not None or (run.path / "final").exists()):
         raise T1Error(
             f"{run.path} already holds a training run: pass --resume to continue it, "

@@ -42,8 +42,10 @@ def test_round_trip_messages_and_extra_fields(tmp_path: Path) -> None:
         ('{"prompt": "p", "response": ""}', "'response' is empty"),
         ('{"prompt": "p", "response": 3}', "'response' must be a string, got number"),
         (
-            '{"problem": "p", "response": "r"}',
-            "missing the problem text (one of 'prompt', 'messages')",
+            '{"text": "p", "response": "r"}',
+            "missing the problem text (one of 'prompt', 'problem', 'question', 'instruction', "
+            "'input', 'query', 'messages', 'conversations'); the row's columns: 'text', "
+            "'response' (set data.prompt_field or data.messages_field)",
         ),
         ('{"prompt": "p", "response": "r", "answer": {}}', "'answer' must be a string or number"),
         ('{"prompt": "p", "response": "r", "meta": []}', "'meta' must be an object, got array"),

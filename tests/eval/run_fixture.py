@@ -8,7 +8,7 @@ import math
 from pathlib import Path
 
 from t1.eval.plots import plot_metrics
-from t1.train.rundir import write_jsonl
+from t1.runs import write_jsonl
 
 
 def _sft_rows(steps: int) -> list[dict]:

@@ -11,7 +11,7 @@ from t1.config import DataConfig, RewardConfig
 from t1.errors import ConfigError
 from t1.eval.evaluate import check_ks, evaluate, flat_metrics, summarize, write_eval
 from t1.rollout.base import SamplingParams
-from t1.train.rundir import RunDir, read_jsonl
+from t1.runs import RunDir, read_jsonl
 
 # problem 0 (reference 3): 2 of 4 right; problem 1 (reference 7): 1 of 4 right, one cut at 12
 SCRIPT = [

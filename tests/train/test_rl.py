@@ -18,9 +18,9 @@ from rl_toy import ScriptedEngine, toy_config, toy_problems  # noqa: E402
 from t1.errors import ConfigError  # noqa: E402
 from t1.models import build_char_tokenizer, build_tiny_model  # noqa: E402
 from t1.rollout import collate_rollouts, compute_logprobs, sampling_params  # noqa: E402
+from t1.runs import read_jsonl  # noqa: E402
 from t1.train.rl import RLTrainer, check_rl_config  # noqa: E402
 from t1.train.rl_update import compute_advantages  # noqa: E402
-from t1.train.rundir import read_jsonl  # noqa: E402
 
 
 def _trainer(tmp_path, *overrides, engine=None, n_problems=16):

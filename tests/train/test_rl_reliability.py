@@ -33,11 +33,11 @@ from t1.cli import main  # noqa: E402
 from t1.config import RLStage, load_config  # noqa: E402
 from t1.errors import ConfigError, T1Error  # noqa: E402
 from t1.models import build_char_tokenizer, build_tiny_model  # noqa: E402
+from t1.runs import MARKER, latest_checkpoint, list_checkpoints, read_jsonl  # noqa: E402
 from t1.train import rl as rl_module  # noqa: E402
-from t1.train.checkpoint import MARKER, latest_checkpoint, list_checkpoints, load_state  # noqa: E402
+from t1.train.checkpoint import load_state  # noqa: E402
 from t1.train.rl import RLTrainer, check_rl_config, run_rl  # noqa: E402
 from t1.train.rl_state import TIMING_KEYS  # noqa: E402
-from t1.train.rundir import read_jsonl  # noqa: E402
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from t1.models import find_smollm2
-from t1.train.rundir import read_jsonl
+from t1.runs import read_jsonl
 
 ROOT = Path(__file__).resolve().parents[2]
 

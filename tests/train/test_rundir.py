@@ -8,8 +8,9 @@ import math
 import torch
 
 from t1.config import RLStage, load_config
-from t1.train.checkpoint import latest_checkpoint, list_checkpoints, load_state, save_checkpoint
-from t1.train.rundir import MetricLogger, RunDir, read_jsonl
+from t1.runs import RunDir, latest_checkpoint, list_checkpoints, read_jsonl
+from t1.train.checkpoint import load_state, save_checkpoint
+from t1.train.rundir import MetricLogger
 
 
 def test_run_dir_writes_config_samples_json(tmp_path):

@@ -15,8 +15,7 @@ import torch
 
 from t1.config import SFTStage, load_config
 from t1.errors import ConfigError, DataError, T1Error
-from t1.train.checkpoint import list_checkpoints
-from t1.train.rundir import read_jsonl
+from t1.runs import list_checkpoints, read_jsonl
 from t1.train.sft import TIMING_KEYS, train_sft
 
 TINY = [

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from t1.train.rundir import read_jsonl
+from t1.runs import read_jsonl
 
 pytestmark = pytest.mark.slow
 
