@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
+from typing import Literal
 
 import pytest
 import yaml
 
-from t1.config import RLStage, SFTStage, describe, dotted_keys, load_config, save_config
+from t1.config import (
+    RLStage,
+    SFTStage,
+    _parse_override,
+    describe,
+    dotted_keys,
+    load_config,
+    save_config,
+)
 from t1.errors import ConfigError
 
 
@@ -125,3 +135,67 @@ def test_cli_help_describes_options():
     out = _cli("rl", "--help")
     assert out.returncode == 0
     assert "rl.entropy_coef" in out.stdout and "--resume" in out.stdout
+
+
+def test_overrides_are_read_as_the_field_types(tmp_path):
+    # YAML 1.1 reads on/off/yes/no as booleans; a str or Literal field takes them as written
+    cfg = load_config(
+        RLStage,
+        None,
+        [
+            "data.chat_template=on",  # Literal["auto", "on", "off"]
+            "data.system_prompt=off",  # str | None
+            "model.gguf_file=yes",  # str | None
+            "model.device=no",  # str
+            "trainer.progress=off",  # bool fields still read the words as booleans
+            "trainer.tensorboard=yes",
+            "rl.clip_eps=null",
+        ],
+    )
+    assert cfg.data.chat_template == "on"
+    assert (cfg.data.system_prompt, cfg.model.gguf_file, cfg.model.device) == ("off", "yes", "no")
+    assert cfg.trainer.progress is False and cfg.trainer.tensorboard is True
+    assert cfg.rl.clip_eps is None
+    cfg = load_config(RLStage, None, ["data.chat_template=off", "data.system_prompt=null"])
+    assert cfg.data.chat_template == "off" and cfg.data.system_prompt is None
+    assert load_config(RLStage, None, ["data.system_prompt=~"]).data.system_prompt is None
+    assert load_config(RLStage, None, ["trainer.progress=true"]).trainer.progress is True
+    with pytest.raises(ConfigError, match="expected one of 'auto', 'on', 'off', got 'maybe'"):
+        load_config(RLStage, None, ["data.chat_template=maybe"])
+    with pytest.raises(ConfigError, match="'trainer.progress': expected bool, got 'sure'"):
+        load_config(RLStage, None, ["trainer.progress=sure"])
+    # the same words in a YAML file
+    path = tmp_path / "c.yaml"
+    path.write_text("data:\n  chat_template: on\n  system_prompt: no\ntrainer:\n  progress: off\n")
+    cfg = load_config(RLStage, path)
+    assert (cfg.data.chat_template, cfg.data.system_prompt) == ("on", "no")
+    assert cfg.trainer.progress is False
+
+
+@dataclasses.dataclass
+class _Typed:
+    mode: Literal["on", "off", "auto"] | None = None
+    name: str | None = None
+    flag: bool = False
+    n: int | None = None
+
+
+@pytest.mark.parametrize(
+    ("item", "value"),
+    [
+        ("mode=on", "on"),
+        ("mode=off", "off"),
+        ("mode=null", None),
+        ("mode=yes", "yes"),  # not one of its words: read as YAML 1.2, text (rejected when built)
+        ("name=on", "on"),
+        ("name=null", None),
+        ("name=12", "12"),
+        ("flag=true", True),
+        ("flag=false", False),
+        ("flag=on", "on"),  # YAML 1.2 text; the bool field turns it into True when built
+        ("n=5", 5),
+        ("n=null", None),
+    ],
+)
+def test_parse_override_by_field_type(item, value):
+    assert _parse_override(item, _Typed) == ([item.split("=")[0]], value)
