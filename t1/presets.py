@@ -43,10 +43,13 @@ Every instruction below is copied from where it is used to evaluate or train on 
 from __future__ import annotations
 
 import difflib
+import logging
 from dataclasses import dataclass
 from typing import Any
 
 from t1.errors import ConfigError
+
+log = logging.getLogger("t1.config")
 
 _BOXED_COT = "Please reason step by step, and put your final answer within \\boxed{}."
 _GPQA = (
@@ -116,7 +119,9 @@ def preset_settings(preset: Preset) -> dict[str, Any]:
 def apply_preset(cfg: Any, explicit: set[str] = frozenset()) -> Any:
     """Fill `cfg` (a stage config) from its `data.preset`, leaving the keys in `explicit` alone.
 
-    Keys the stage does not have (a `t1 eval` config has no `scale`) are skipped.
+    Keys the stage does not have (a `t1 eval` config has no `scale`) are skipped; an explicit
+    value that differs from the preset's is kept and logged, so a config that grades with
+    another verifier than the preset's says so.
     """
     data = getattr(cfg, "data", None)
     preset = get_preset(getattr(data, "preset", None))
@@ -125,6 +130,16 @@ def apply_preset(cfg: Any, explicit: set[str] = frozenset()) -> Any:
     for key, value in preset_settings(preset).items():
         section, name = key.split(".")
         target = getattr(cfg, section, None)
-        if key not in explicit and target is not None and hasattr(target, name):
+        if target is None or not hasattr(target, name):
+            continue
+        if key not in explicit:
             setattr(target, name, value)
+        elif getattr(target, name) != value:
+            log.warning(
+                "data.preset=%s: keeping %s=%r set in the config (the preset's: %r)",
+                data.preset,
+                key,
+                getattr(target, name),
+                value,
+            )
     return cfg

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from t1.config import EvalStage, RLStage, ScaleStage, SFTStage, SynthStage, load_config
@@ -27,10 +29,16 @@ def test_a_preset_sets_instruction_verifier_and_answer_format_together() -> None
     assert (qwen.data.prompt_template, qwen.data.system_prompt) == ("{prompt}", BOXED)
 
 
-def test_keys_set_explicitly_win_over_the_preset(tmp_path) -> None:
+def test_keys_set_explicitly_win_over_the_preset(tmp_path, caplog) -> None:
     path = tmp_path / "c.yaml"
     path.write_text("data:\n  preset: gsm8k\n  system_prompt: Be brief.\n")
-    cfg = load_config(RLStage, path, ["reward.task=math"])
+    with caplog.at_level(logging.WARNING, logger="t1.config"):
+        cfg = load_config(RLStage, path, ["reward.task=math"])
+    assert [r.getMessage() for r in caplog.records] == [
+        "data.preset=gsm8k: keeping data.system_prompt='Be brief.' set in the config "
+        "(the preset's: None)",
+        "data.preset=gsm8k: keeping reward.task='math' set in the config (the preset's: 'gsm8k')",
+    ]
     assert cfg.reward.task == "math"  # the command line's
     assert cfg.data.system_prompt == "Be brief."  # the file's
     assert "####" in cfg.data.prompt_template  # the preset's, as nothing else set it
