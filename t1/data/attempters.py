@@ -16,6 +16,7 @@ attempts, `answer_line` writes the final answer, `clean` a direct solution.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from typing import Any, Protocol
 
@@ -119,17 +120,22 @@ def fill(template: str, **fields: str) -> str:
 class ModelAttempter:
     """Attempts sampled from a model at several temperatures; critiques by the same model.
 
-    `engine` is any `RolloutEngine`; `format_prompt(text) -> str` turns a user turn into the
-    model's prompt (t1.models.build_prompt with the run's DataConfig, by default).
+    `engine` is any `RolloutEngine`; `format_prompt(text) -> str` turns a problem into the
+    model's prompt (t1.models.build_prompt with the run's DataConfig, by default);
+    `format_check(text) -> str` does the same for a critic or verification request, which is
+    not a problem and so takes no problem template (default: `format_prompt`).
     """
 
     inner = "\n\n"
     sep = "\n\n"
     answer_prefix = "Final answer: \\boxed{"
 
-    def __init__(self, engine: Any, format_prompt: Any, synth_cfg: Any) -> None:
+    def __init__(
+        self, engine: Any, format_prompt: Any, synth_cfg: Any, format_check: Any = None
+    ) -> None:
         self.engine = engine
         self.format_prompt = format_prompt
+        self.format_check = format_check or format_prompt
         self.cfg = synth_cfg
         self.verifier_task = synth_cfg.verifier
 
@@ -161,7 +167,7 @@ class ModelAttempter:
         for p, a, ok in zip(problems, attempts, correct, strict=True):
             template = self.cfg.verify_template if ok else self.cfg.critic_template
             user = fill(template, problem=p.prompt, attempt=a.text, answer=p.answer)
-            prompts.append(self.format_prompt(user))
+            prompts.append(self.format_check(user))
         rng = random.Random(self.cfg.seed)
         sampling = self._sampling(self.cfg.critic_temperature, self.cfg.critic_max_new_tokens, rng)
         out = [""] * len(prompts)
@@ -183,4 +189,12 @@ def model_attempter(synth_cfg: Any, data_cfg: Any) -> ModelAttempter:
 
     model, tokenizer = load_model(synth_cfg.model)
     engine = make_engine(synth_cfg.rollout, model, tokenizer)
-    return ModelAttempter(engine, lambda text: build_prompt(tokenizer, text, data_cfg), synth_cfg)
+    # a critique request is asked as written: the problem template (a preset's "reason step by
+    # step, answer in \\boxed{}") is for problems
+    plain = dataclasses.replace(data_cfg, prompt_template="{prompt}")
+    return ModelAttempter(
+        engine,
+        lambda text: build_prompt(tokenizer, text, data_cfg),
+        synth_cfg,
+        lambda text: build_prompt(tokenizer, text, plain),
+    )

@@ -221,3 +221,14 @@ def test_model_attempter_with_a_tiny_model(tmp_path: Path) -> None:
     cfg.data.train = str(data)
     with pytest.raises(T1Error, match="no trace survived the filters"):
         run_synth(cfg)
+
+
+def test_model_attempter_asks_critiques_without_the_problem_template() -> None:
+    from t1.data.attempters import model_attempter
+
+    cfg = load_config(SynthStage, None, ["data.preset=math", "synth.task=null"])
+    cfg.synth.model.tiny.hidden_size, cfg.synth.model.tiny.num_layers = 32, 1
+    attempter = model_attempter(cfg.synth, cfg.data)
+    boxed = "Please reason step by step, and put your final answer within \\boxed{}."
+    assert attempter.format_prompt("What is 2+3?") == f"<user>What is 2+3?\n{boxed}<assistant>"
+    assert attempter.format_check("Problem: ...") == "<user>Problem: ...<assistant>"
