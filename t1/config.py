@@ -61,7 +61,7 @@ class ModelConfig:
 
 @dataclass
 class DataConfig:
-    # training problems (RL, synth) or traces (SFT): a JSONL, JSON, parquet or arrow file, a
+    # training problems (RL, synth) or traces (SFT): a JSONL, JSON, parquet, arrow or CSV file, a
     # `save_to_disk` folder, or a Hub dataset id (read with `datasets`; HF_DATASETS_OFFLINE=1
     # reads the local cache only)
     train: str | None = None
@@ -84,7 +84,7 @@ class DataConfig:
     response_field: str | None = None
     # skip malformed rows (counted and reported) instead of stopping at the first one
     skip_bad_rows: bool = False
-    # keep at most this many training / evaluation problems (None: all)
+    # keep at most this many training problems (or SFT traces) / evaluation problems (None: all)
     max_train: int | None = None
     max_eval: int | None = None
     # instruction, answer format and verifier chosen together (t1.presets): math, aime, amc,
