@@ -95,9 +95,11 @@ class RolloutConfig:
     hf_threads: int | None = None
     # vLLM: share of GPU memory for weights and KV cache when colocated with the learner
     gpu_memory_utilization: float = 0.4
-    # vLLM: GPUs per rollout engine
+    # vLLM: GPUs per rollout engine; that many consecutive ranks share one engine, its prompts
+    # and its seed (the world size must be a multiple)
     tensor_parallel_size: int = 1
-    # vLLM: release GPU memory between rollouts so the learner can use it
+    # vLLM: after each rollout, sleep at level 2 (weights and KV cache released; the next
+    # weight update refills them) so the learner can use the memory
     sleep_between_steps: bool = True
 
 

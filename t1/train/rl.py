@@ -150,18 +150,35 @@ class RLTrainer:
 
     # ------------------------------------------------------------------ one step
     def rollout(self, timer: Timer) -> tuple[list, list, list]:
-        """This rank's prompts, their K rollouts each, and the graded results."""
+        """This rank's prompts, their K rollouts each, and the graded results.
+
+        The ranks of one engine (a vLLM tensor-parallel group) generate the same prompts with
+        one seed and each keeps its share (t1.rollout.groups); with one rank per engine that is
+        the plain data-parallel split.
+        """
         from t1.rewards.reward import failure_result, score_batch
         from t1.rollout import sampling_params
+        from t1.rollout.groups import engine_group_size, keep_rollouts, rollout_share
 
         cfg, info = self.cfg, self.info
-        chosen = self.order.take(cfg.rl.prompts_per_step)[info.rank :: info.world]
-        problems = [self.problems[i] for i in chosen]
-        seed = derive_seed(cfg.trainer.seed, "rollout", self.step, info.rank)
+        share = rollout_share(
+            self.order.take(cfg.rl.prompts_per_step),
+            info.rank,
+            info.world,
+            engine_group_size(cfg.rollout),
+        )
+        problems = [self.problems[i] for i in share.prompts]
+        seed = derive_seed(cfg.trainer.seed, "rollout", self.step, share.group)
         with timer("generate"):
             rollouts = self.engine.generate(
-                [self.prompts[i] for i in chosen], cfg.rl.k, sampling_params(cfg.sampling, seed)
+                [self.prompts[i] for i in share.group_prompts],
+                cfg.rl.k,
+                sampling_params(cfg.sampling, seed),
             )
+            rollouts = keep_rollouts(rollouts, share.kept)
+            # an engine that shares the GPU hands its memory to the learner until the next update
+            if hasattr(self.engine, "sleep"):
+                self.engine.sleep()
         with timer("score"):
             results = score_batch(
                 [r.text for r in rollouts],
