@@ -221,8 +221,13 @@ class RLConfig:
     skip_zero_advantage: bool = True
     # log pi_theta of the sampled tokens for the KL and the PPO ratio: the sampler's own
     # (no extra forward pass; the HF engine reports log softmax(logits/T), what the learner
-    # computes) or recomputed by the learner (safer with an engine in lower precision)
-    old_logp: Literal["sampler", "learner"] = "sampler"
+    # computes) or recomputed by the learner (a bf16 vLLM and the learner disagree); auto:
+    # sampler with the HF engine, learner with vLLM
+    old_logp: Literal["auto", "sampler", "learner"] = "auto"
+    # truncated importance sampling: each token's policy-gradient term is multiplied by
+    # min(pi_learner / pi_sampler, tis_cap), correcting for the sampler/learner mismatch
+    # (null: off; e.g. 2.0). Costs the learner's log-prob pass when old_logp is sampler
+    tis_cap: float | None = None
     # sampling temperature of the periodic held-out evaluation (trainer.eval_every)
     eval_temperature: float = 1.0
     curate: CurateConfig = field(default_factory=CurateConfig)

@@ -29,6 +29,7 @@ from t1.config import RLStage
 from t1.errors import T1Error
 from t1.train.checkpoint import latest_checkpoint, load_state, rng_state, set_rng_state
 from t1.train.distributed import DistInfo, all_sum, sum_gradients_
+from t1.train.rl_logp import behaviour_logprobs
 from t1.train.rl_metrics import (
     Timer,
     across_ranks,
@@ -197,7 +198,6 @@ class RLTrainer:
 
     def train_step(self) -> dict[str, Any]:
         from t1.rollout import collate_rollouts, compute_logprobs
-        from t1.rollout.batch import sampler_logprobs
 
         cfg, rl, timer = self.cfg, self.cfg.rl, Timer()
         self.step += 1
@@ -208,10 +208,8 @@ class RLTrainer:
         mask = batch.response_mask
         T = cfg.sampling.temperature
         with timer("logprobs"), torch.no_grad():
-            if rl.old_logp == "sampler":
-                old_logp = sampler_logprobs(rollouts, mask.shape[1]) * mask
-            else:
-                old_logp = compute_logprobs(self.model, batch, T, rl.micro_batch_size)
+            behaviour = behaviour_logprobs(self.model, rollouts, batch, cfg, self.info)
+            old_logp = behaviour.old_logp
             seq_kl = None
             if self.anchor is not None:
                 ref_logp = compute_logprobs(self.anchor, batch, T, rl.micro_batch_size)
@@ -234,13 +232,15 @@ class RLTrainer:
         stats: dict[str, float] = {}
         with timer("update"):
             for _ in range(rl.updates_per_batch):
-                stats = self.update(train, old_logp[rows], adv.reshape(-1)[rows], spec)
+                weight = behaviour.weight[rows] if behaviour.weight is not None else None
+                stats = self.update(train, old_logp[rows], adv.reshape(-1)[rows], spec, weight)
         lengths = mask.sum(1)
         gen_tokens = float(all_sum(lengths.sum(), self.info))
         metrics = {
             **rollout_metrics(results, rollouts, rewards, lengths, seq_kl, adv),
             "samples/trained": int(len(rows)),
             **stats,
+            **behaviour.metrics,
             "lr": self.scheduler.get_last_lr()[0],
             "bad_steps": self.bad_total,
             "tokens_per_s": gen_tokens / max(timer.spent["generate"], 1e-9),
@@ -251,12 +251,15 @@ class RLTrainer:
             self.run.write_samples(self.step, sample_rows(problems, rollouts, results, adv))
         return across_ranks(metrics, self.info)
 
-    def update(self, train, old_logp, adv, spec: LossSpec) -> dict[str, float]:
-        """One optimiser step on the selected rows; NaN/inf steps are skipped and counted."""
+    def update(self, train, old_logp, adv, spec: LossSpec, weight=None) -> dict[str, float]:
+        """One optimiser step on the selected rows; NaN/inf steps are skipped and counted.
+
+        `weight`: per-token truncated importance-sampling weights of the rows (rl.tis_cap).
+        """
         from t1.algo import ema_update_
 
         self.optimizer.zero_grad(set_to_none=True)
-        stats = accumulate_gradients(self.model, train, old_logp, adv, spec, self.info)
+        stats = accumulate_gradients(self.model, train, old_logp, adv, spec, self.info, weight)
         sum_gradients_(self.model, self.info)
         clip = self.cfg.optim.grad_clip
         params = [p for p in self.model.parameters() if p.grad is not None]
