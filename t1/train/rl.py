@@ -398,6 +398,7 @@ def run_rl(cfg: RLStage, resume: bool = False) -> int:
     """
     from t1.models import load_model
     from t1.rewards.reward import validate_reward_config
+    from t1.rollout import make_engine
     from t1.train.distributed import broadcast_parameters_, close_distributed, init_distributed
     from t1.train.rl_setup import check_prompt_lengths, context_size, load_rl_problems
     from t1.train.rundir import seed_everything
@@ -413,8 +414,9 @@ def run_rl(cfg: RLStage, resume: bool = False) -> int:
         check_rl_config(cfg, info.world, context)
         check_prompt_lengths(cfg, tokenizer, [*problems, *eval_problems], context)
         broadcast_parameters_(model, info)
-        problems = maybe_curate(cfg, model, tokenizer, problems, info.main)
-        trainer = RLTrainer(cfg, model, tokenizer, problems, info, eval_problems=eval_problems)
+        engine = make_engine(cfg.rollout, model, tokenizer)  # one for curation and training
+        problems = maybe_curate(cfg, model, tokenizer, problems, info.main, engine)
+        trainer = RLTrainer(cfg, model, tokenizer, problems, info, engine, eval_problems)
         last = trainer.train(resume)
         if info.main and not trainer.stopped:
             shown = {k: v for k, v in last.items() if k.startswith(("reward/", "eval/"))}

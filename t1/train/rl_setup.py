@@ -170,8 +170,13 @@ def load_rl_problems(cfg: RLStage, main: bool = True) -> tuple[list, list]:
     return train, held
 
 
-def maybe_curate(cfg: RLStage, model: Any, tokenizer: Any, problems: list, main: bool) -> list:
-    """Apply `rl.curate` once per run; the kept prompts are saved so a resume reuses them."""
+def maybe_curate(
+    cfg: RLStage, model: Any, tokenizer: Any, problems: list, main: bool, engine: Any = None
+) -> list:
+    """Apply `rl.curate` once per run; the kept prompts are saved so a resume reuses them.
+
+    `engine`: the run's rollout engine (one vLLM engine per process, not a second one).
+    """
     if not cfg.rl.curate.enabled:
         return problems
     from t1.data.problems import load_problems, write_problems
@@ -181,7 +186,7 @@ def maybe_curate(cfg: RLStage, model: Any, tokenizer: Any, problems: list, main:
     path = Path(cfg.trainer.out) / "curated.jsonl"
     if path.exists():
         return load_problems(path)
-    engine = make_engine(cfg.rollout, model, tokenizer)
+    engine = engine or make_engine(cfg.rollout, model, tokenizer)
     sampling = sampling_params(
         cfg.sampling, derive_seed(cfg.trainer.seed, "curate"), temperature=cfg.rl.curate.temperature
     )
