@@ -43,6 +43,7 @@ from __future__ import annotations
 import os
 import socket
 import tempfile
+import warnings
 from typing import Any
 
 import torch
@@ -55,7 +56,7 @@ from t1.rollout.hf import encode_prompts
 from t1.rollout.weights import iter_full_weights
 
 # the vLLM releases whose source this engine was checked against (pyproject's `vllm` extra)
-SUPPORTED_VLLM = "0.32, 0.33, 0.34"
+SUPPORTED_VLLM = ("0.32", "0.33", "0.34")
 
 
 def _import_vllm() -> Any:
@@ -67,6 +68,16 @@ def _import_vllm() -> Any:
             "install it with `pip install 't1-rl[vllm]'` or set rollout.engine=hf"
         ) from None
     return vllm
+
+
+def check_version(version: str) -> None:
+    """Warn when the installed vLLM is not one this engine was checked against."""
+    if ".".join(version.split(".")[:2]) not in SUPPORTED_VLLM:
+        warnings.warn(
+            f"vLLM {version}: t1's vLLM engine was checked against vLLM "
+            f"{', '.join(SUPPORTED_VLLM)}; other releases may have changed the API it uses",
+            stacklevel=3,
+        )
 
 
 def check_cuda() -> None:
@@ -96,7 +107,7 @@ def launcher_env() -> None:
     MASTER_PORT) when torch.distributed is not initialised yet. Under torchrun they are set and
     left alone.
     """
-    rank, world = _world()
+    _, world = _world()
     if world > 1 or "RANK" in os.environ:
         return
     os.environ.update(RANK="0", LOCAL_RANK="0", WORLD_SIZE="1")
@@ -160,6 +171,7 @@ class VLLMEngine:
 
     def __init__(self, rollout_cfg: Any, model: Any, tokenizer: Any):
         vllm = _import_vllm()
+        check_version(vllm.__version__)
         check_cuda()
         _, world = _world()
         check_engine_groups(world, rollout_cfg.tensor_parallel_size)

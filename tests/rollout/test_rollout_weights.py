@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -13,9 +12,8 @@ from t1.models import build_char_tokenizer, build_tiny_model
 from t1.rollout.weights import checkpoint_name, iter_full_weights
 
 sys.path.insert(0, str(Path(__file__).parent))
-sys.path.insert(0, str(Path(__file__).parents[1] / "train"))
 from fsdp_weights_child import SHARDED  # noqa: E402
-from test_rl import free_port, run_child  # noqa: E402  (tests/train/test_rl.py's helpers)
+from two_ranks import run_two_ranks  # noqa: E402
 
 
 def test_plain_module_yields_each_parameter_once_in_module_order(tiny_model):
@@ -49,20 +47,7 @@ def test_wrapper_segments_are_removed_from_names(tiny_model):
 def test_fsdp2_shards_come_back_whole_on_every_rank(tmp_path):
     """Two gloo processes shard one seeded model with fully_shard; each receives every full
     tensor, equal to the unsharded model's, in fp32 and cast to bf16."""
-    script = Path(__file__).parent / "fsdp_weights_child.py"
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).parents[2])}
-    run_child(
-        [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--nproc_per_node=2",
-            f"--master_port={free_port()}",
-            str(script),
-            str(tmp_path),
-        ],
-        env,
-    )
+    run_two_ranks(Path(__file__).parent / "fsdp_weights_child.py", str(tmp_path))
     reference = build_tiny_model(build_char_tokenizer(SHARDED.alphabet), SHARDED, seed=0)
     expected = [(n, p.detach()) for n, p in reference.named_parameters()]
     for rank in (0, 1):

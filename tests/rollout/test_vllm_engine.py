@@ -21,7 +21,12 @@ from t1.config import RolloutConfig  # noqa: E402
 from t1.errors import ConfigError, T1Error  # noqa: E402
 from t1.rollout import SamplingParams, collate_rollouts, compute_logprobs, make_engine  # noqa: E402
 from t1.rollout.hf import encode_prompts  # noqa: E402
-from t1.rollout.vllm import VLLMEngine, rollouts_from_outputs, vllm_sampling_kwargs  # noqa: E402
+from t1.rollout.vllm import (  # noqa: E402
+    VLLMEngine,
+    check_version,
+    rollouts_from_outputs,
+    vllm_sampling_kwargs,
+)
 
 PROMPTS = ["<user>12+7=?<assistant>", "<user>hello<assistant>"]
 SAMPLING = SamplingParams(temperature=1.2, max_new_tokens=12, seed=5)
@@ -29,10 +34,9 @@ SAMPLING = SamplingParams(temperature=1.2, max_new_tokens=12, seed=5)
 
 @pytest.fixture
 def double(monkeypatch):
-    """The double as `vllm`, CUDA bypassed, and a process torchrun did not start."""
-    for var in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
-        monkeypatch.delenv(var, raising=False)
-    return vllm_double.install(monkeypatch)
+    """The double as `vllm`, CUDA bypassed, in a process torchrun did not start."""
+    with vllm_double.without_launcher_env():
+        yield vllm_double.install(monkeypatch)
 
 
 def _engine(model, tok, **cfg):
@@ -248,6 +252,12 @@ def test_a_world_that_is_not_a_multiple_of_the_tp_size_is_a_config_error(
 ):
     with pytest.raises(ConfigError, match="tensor_parallel_size=2 must divide the world size 1"):
         _engine(tiny_model, tiny_tokenizer, tensor_parallel_size=2)
+
+
+def test_an_unchecked_vllm_release_warns():
+    check_version("0.34.0")  # checked: silent
+    with pytest.warns(UserWarning, match=r"vLLM 0\.35\.1: .*checked against vLLM 0\.32"):
+        check_version("0.35.1")
 
 
 def test_hf_engine_is_selected_by_default(tiny_model, tiny_tokenizer):

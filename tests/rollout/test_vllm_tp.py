@@ -7,19 +7,15 @@ group, as vLLM's external_launcher requires) and each keeps its own share of the
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parents[1] / "train"))
-from test_rl import free_port, run_child  # noqa: E402  (tests/train/test_rl.py's helpers)
+sys.path.insert(0, str(Path(__file__).parent))
+from two_ranks import run_two_ranks  # noqa: E402
 
 
 def test_a_two_rank_tp_group_shares_prompts_and_splits_the_outputs(tmp_path):
-    script = Path(__file__).parent / "vllm_tp_child.py"
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).parents[2])}
-    args = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2"]
-    run_child([*args, f"--master_port={free_port()}", str(script), str(tmp_path)], env)
+    run_two_ranks(Path(__file__).parent / "vllm_tp_child.py", str(tmp_path))
     r0, r1 = (json.loads((tmp_path / f"rank-{r}.json").read_text()) for r in (0, 1))
     assert r0["engine"] == r1["engine"] == "VLLMEngine"
     # one group of two: it generated the step's 4 prompts; each rank kept 2 of them, disjoint

@@ -22,6 +22,8 @@ import pickle
 import sys
 import types
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -336,6 +338,21 @@ def _same_on_the_group(d: _LLMState, ids: list, params: list) -> None:
     dist.all_gather_object(every, mine, group=d.tp_group)
     if any(other != mine for other in every):  # stricter: vLLM would hang or diverge
         raise RuntimeError("vLLM double: ranks of a tensor-parallel group sent different requests")
+
+
+@contextmanager
+def without_launcher_env() -> Iterator[None]:
+    """A process torchrun did not start: its variables removed, and restored afterwards
+    (t1's engine sets them for a lone process)."""
+    names = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+    saved = {name: os.environ.pop(name, None) for name in names}
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            os.environ.pop(name, None)
+            if value is not None:
+                os.environ[name] = value
 
 
 def module() -> types.ModuleType:
