@@ -117,9 +117,11 @@ class RolloutConfig:
     hf_threads: int | None = None
     # vLLM: share of GPU memory for weights and KV cache when colocated with the learner
     gpu_memory_utilization: float = 0.4
-    # vLLM: GPUs per rollout engine
+    # vLLM: GPUs per rollout engine; that many consecutive ranks share one engine, its prompts
+    # and its seed (the world size must be a multiple)
     tensor_parallel_size: int = 1
-    # vLLM: release GPU memory between rollouts so the learner can use it
+    # vLLM: after each rollout, sleep at level 2 (weights and KV cache released; the next
+    # weight update refills them) so the learner can use the memory
     sleep_between_steps: bool = True
 
 
@@ -241,8 +243,13 @@ class RLConfig:
     skip_zero_advantage: bool = True
     # log pi_theta of the sampled tokens for the KL and the PPO ratio: the sampler's own
     # (no extra forward pass; the HF engine reports log softmax(logits/T), what the learner
-    # computes) or recomputed by the learner (safer with an engine in lower precision)
-    old_logp: Literal["sampler", "learner"] = "sampler"
+    # computes) or recomputed by the learner (a bf16 vLLM and the learner disagree); auto:
+    # sampler with the HF engine, learner with vLLM
+    old_logp: Literal["auto", "sampler", "learner"] = "auto"
+    # truncated importance sampling: each token's policy-gradient term is multiplied by
+    # min(pi_learner / pi_sampler, tis_cap), correcting for the sampler/learner mismatch
+    # (null: off; e.g. 2.0). Costs the learner's log-prob pass when old_logp is sampler
+    tis_cap: float | None = None
     # sampling temperature of the periodic held-out evaluation (trainer.eval_every)
     eval_temperature: float = 1.0
     curate: CurateConfig = field(default_factory=CurateConfig)

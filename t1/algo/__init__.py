@@ -8,6 +8,7 @@ Nothing here imports the rest of `t1` or reads a config: trainers pick from the 
     entropy     token_entropy                                      H = −Σ_v p_v log p_v, chunked
     losses      policy_loss, aggregate, masked_mean                REINFORCE / PPO-clip
     ema         ema_update_                                        θ_ref ← α·θ_ref + (1−α)·θ
+    mismatch    logp_mismatch, truncated_is_weights                |ℓ|, w = min(exp ℓ, C)
     selection   select_samples, informative_groups                 which k of K samples train
     passk       pass_at_k                                          1 − C(n−c, k)/C(n, k)
 """
@@ -23,6 +24,7 @@ from .ema import ema_update_
 from .entropy import token_entropy
 from .kl import KL_ESTIMATORS, kl_per_token, sequence_kl
 from .losses import LOSS_AGGREGATIONS, aggregate, masked_mean, policy_loss
+from .mismatch import logp_mismatch, truncated_is_weights
 from .passk import pass_at_k
 from .selection import SELECTIONS, informative_groups, select_samples
 
@@ -36,6 +38,7 @@ __all__ = [
     "group_advantages",
     "informative_groups",
     "kl_per_token",
+    "logp_mismatch",
     "masked_mean",
     "mean_baseline_advantages",
     "pass_at_k",
@@ -45,4 +48,5 @@ __all__ = [
     "sequence_kl",
     "t1_advantages",
     "token_entropy",
+    "truncated_is_weights",
 ]

@@ -7,8 +7,12 @@ Rows are responses (N = B·K), columns response tokens (T); `mask (N, T)` marks 
     PPO (clip_eps = ε):            ℓ_t = max(−A·ρ_t, −A·clip(ρ_t, 1−ε, 1+ε)),
                                    ρ_t = exp(log π_θ(y_t) − log π_old(y_t))
 
-so the REINFORCE gradient is exactly −A·∇log π_θ per token, whatever `old_logp` holds; there
-`old_logp` only feeds the ratio diagnostics (a learner/sampler mismatch shows up as ratio ≠ 1).
+and, with per-token weights `weight` (e.g. truncated importance-sampling weights w_t, see
+`t1.algo.mismatch`), ℓ_t ← w_t · ℓ_t, a constant factor on each token's term and gradient.
+
+Without weights the REINFORCE gradient is exactly −A·∇log π_θ per token, whatever `old_logp`
+holds; there `old_logp` only feeds the ratio diagnostics (a learner/sampler mismatch shows up
+as ratio ≠ 1).
 Since ∇ρ = ρ·∇log π_θ, the PPO form equals REINFORCE on-policy (ρ = 1, nothing clipped).
 
 Aggregations of ℓ (masked positions excluded; `n_i = Σ_t mask_{i,t}`; rows with n_i = 0, which
@@ -125,8 +129,11 @@ def policy_loss(
     clip_eps: float | None = None,
     agg: str = "token-mean",
     normalizer: float | None = None,
+    weight: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """The policy-gradient loss and its diagnostics (detached 0-dim tensors).
+
+    `weight (N, T)`, when given, multiplies each token's term (detached: no gradient of its own).
 
     Diagnostics: `clip_frac` (share of real tokens where the clipped term is the active one;
     0 for REINFORCE), `ratio_mean`, `ratio_max`, `ratio_min` (ρ over real tokens).
@@ -141,6 +148,8 @@ def policy_loss(
         )
     if clip_eps is not None and not clip_eps > 0:
         raise ValueError(f"clip_eps must be > 0 or None, got {clip_eps!r}")
+    if weight is not None:
+        check_same_shape(logp=logp, weight=weight)
     m = as_bool_mask(mask)
     # zero padding before any arithmetic so nothing from it (inf, nan) reaches loss or gradient
     logp = torch.where(m, logp, 0.0)
@@ -155,6 +164,8 @@ def policy_loss(
         clipped_loss = -adv * ratio.clamp(1.0 - clip_eps, 1.0 + clip_eps)
         per_token = torch.maximum(unclipped, clipped_loss)
         clipped = (clipped_loss > unclipped) & m
+    if weight is not None:
+        per_token = per_token * torch.where(m, weight.detach(), 0.0)
     loss = aggregate(per_token, m, agg, normalizer)
     diag = {"clip_frac": clipped.sum() / m.sum().clamp_min(1), **_ratio_stats(ratio, m)}
     return loss, {name: value.detach().float() for name, value in diag.items()}

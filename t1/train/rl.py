@@ -31,6 +31,7 @@ from t1.progress import Progress
 from t1.runs import RunDir, latest_checkpoint
 from t1.train.checkpoint import load_state, rng_state, set_rng_state
 from t1.train.distributed import DistInfo, all_sum, sum_gradients_
+from t1.train.rl_logp import behaviour_logprobs
 from t1.train.rl_metrics import (
     Timer,
     across_ranks,
@@ -152,18 +153,35 @@ class RLTrainer:
 
     # ------------------------------------------------------------------ one step
     def rollout(self, timer: Timer) -> tuple[list, list, list]:
-        """This rank's prompts, their K rollouts each, and the graded results."""
+        """This rank's prompts, their K rollouts each, and the graded results.
+
+        The ranks of one engine (a vLLM tensor-parallel group) generate the same prompts with
+        one seed and each keeps its share (t1.rollout.groups); with one rank per engine that is
+        the plain data-parallel split.
+        """
         from t1.rewards.reward import failure_result, score_batch
         from t1.rollout import sampling_params
+        from t1.rollout.groups import engine_group_size, keep_rollouts, rollout_share
 
         cfg, info = self.cfg, self.info
-        chosen = self.order.take(cfg.rl.prompts_per_step)[info.rank :: info.world]
-        problems = [self.problems[i] for i in chosen]
-        seed = derive_seed(cfg.trainer.seed, "rollout", self.step, info.rank)
+        share = rollout_share(
+            self.order.take(cfg.rl.prompts_per_step),
+            info.rank,
+            info.world,
+            engine_group_size(cfg.rollout),
+        )
+        problems = [self.problems[i] for i in share.prompts]
+        seed = derive_seed(cfg.trainer.seed, "rollout", self.step, share.group)
         with timer("generate"):
             rollouts = self.engine.generate(
-                [self.prompts[i] for i in chosen], cfg.rl.k, sampling_params(cfg.sampling, seed)
+                [self.prompts[i] for i in share.group_prompts],
+                cfg.rl.k,
+                sampling_params(cfg.sampling, seed),
             )
+            rollouts = keep_rollouts(rollouts, share.kept)
+            # an engine that shares the GPU hands its memory to the learner until the next update
+            if hasattr(self.engine, "sleep"):
+                self.engine.sleep()
         with timer("score"):
             results = score_batch(
                 [r.text for r in rollouts],
@@ -182,7 +200,6 @@ class RLTrainer:
 
     def train_step(self) -> dict[str, Any]:
         from t1.rollout import collate_rollouts, compute_logprobs
-        from t1.rollout.batch import sampler_logprobs
 
         cfg, rl, timer = self.cfg, self.cfg.rl, Timer()
         self.step += 1
@@ -193,10 +210,8 @@ class RLTrainer:
         mask = batch.response_mask
         T = cfg.sampling.temperature
         with timer("logprobs"), torch.no_grad():
-            if rl.old_logp == "sampler":
-                old_logp = sampler_logprobs(rollouts, mask.shape[1]) * mask
-            else:
-                old_logp = compute_logprobs(self.model, batch, T, rl.micro_batch_size)
+            behaviour = behaviour_logprobs(self.model, rollouts, batch, cfg, self.info)
+            old_logp = behaviour.old_logp
             seq_kl = None
             if self.anchor is not None:
                 ref_logp = compute_logprobs(self.anchor, batch, T, rl.micro_batch_size)
@@ -219,13 +234,15 @@ class RLTrainer:
         stats: dict[str, float] = {}
         with timer("update"):
             for _ in range(rl.updates_per_batch):
-                stats = self.update(train, old_logp[rows], adv.reshape(-1)[rows], spec)
+                weight = behaviour.weight[rows] if behaviour.weight is not None else None
+                stats = self.update(train, old_logp[rows], adv.reshape(-1)[rows], spec, weight)
         lengths = mask.sum(1)
         gen_tokens = float(all_sum(lengths.sum(), self.info))
         metrics = {
             **rollout_metrics(results, rollouts, rewards, lengths, seq_kl, adv),
             "samples/trained": int(len(rows)),
             **stats,
+            **behaviour.metrics,
             "lr": self.scheduler.get_last_lr()[0],
             "bad_steps": self.bad_total,
             "tokens_per_s": gen_tokens / max(timer.spent["generate"], 1e-9),
@@ -236,12 +253,15 @@ class RLTrainer:
             self.run.write_samples(self.step, sample_rows(problems, rollouts, results, adv))
         return across_ranks(metrics, self.info)
 
-    def update(self, train, old_logp, adv, spec: LossSpec) -> dict[str, float]:
-        """One optimiser step on the selected rows; NaN/inf steps are skipped and counted."""
+    def update(self, train, old_logp, adv, spec: LossSpec, weight=None) -> dict[str, float]:
+        """One optimiser step on the selected rows; NaN/inf steps are skipped and counted.
+
+        `weight`: per-token truncated importance-sampling weights of the rows (rl.tis_cap).
+        """
         from t1.algo import ema_update_
 
         self.optimizer.zero_grad(set_to_none=True)
-        stats = accumulate_gradients(self.model, train, old_logp, adv, spec, self.info)
+        stats = accumulate_gradients(self.model, train, old_logp, adv, spec, self.info, weight)
         sum_gradients_(self.model, self.info)
         clip = self.cfg.optim.grad_clip
         params = [p for p in self.model.parameters() if p.grad is not None]
@@ -380,6 +400,7 @@ def run_rl(cfg: RLStage, resume: bool = False) -> int:
     """
     from t1.models import load_model
     from t1.rewards.reward import validate_reward_config
+    from t1.rollout import make_engine
     from t1.runs import seed_everything
     from t1.train.distributed import broadcast_parameters_, close_distributed, init_distributed
     from t1.train.rl_setup import check_prompt_lengths, context_size, load_rl_problems
@@ -395,8 +416,9 @@ def run_rl(cfg: RLStage, resume: bool = False) -> int:
         check_rl_config(cfg, info.world, context)
         check_prompt_lengths(cfg, tokenizer, [*problems, *eval_problems], context)
         broadcast_parameters_(model, info)
-        problems = maybe_curate(cfg, model, tokenizer, problems, info.main)
-        trainer = RLTrainer(cfg, model, tokenizer, problems, info, eval_problems=eval_problems)
+        engine = make_engine(cfg.rollout, model, tokenizer)  # one for curation and training
+        problems = maybe_curate(cfg, model, tokenizer, problems, info.main, engine)
+        trainer = RLTrainer(cfg, model, tokenizer, problems, info, engine, eval_problems)
         last = trainer.train(resume)
         if info.main and not trainer.stopped:
             shown = {k: v for k, v in last.items() if k.startswith(("reward/", "eval/"))}

@@ -40,6 +40,7 @@ def check_rl_config(cfg: RLStage, world: int = 1, max_positions: int | None = No
         raise ConfigError(
             f"rl.prompts_per_step={rl.prompts_per_step} is not divisible by the world size {world}"
         )
+    _check_engine(cfg, world)
     if cfg.optim.grad_accum != 1:
         raise ConfigError(
             "optim.grad_accum: RL accumulates over rl.micro_batch_size micro-batches itself; "
@@ -75,6 +76,23 @@ def check_rl_config(cfg: RLStage, world: int = 1, max_positions: int | None = No
         check_sampling(sampling_params(cfg.sampling, 0), rl.k)
     except T1Error as e:  # the sampler's own message names the parameter
         raise ConfigError(str(e)) from None
+
+
+def _check_engine(cfg: RLStage, world: int) -> None:
+    """The rollout engine's groups tile the world; the sampler-correction settings are sane."""
+    from t1.rollout.groups import check_engine_groups, engine_group_size
+
+    group = engine_group_size(cfg.rollout)
+    check_engine_groups(world, group)
+    if group > 1 and cfg.data.eval:
+        raise ConfigError(
+            f"data.eval: the held-out evaluation during RL runs on rank 0 alone, and a vLLM "
+            f"engine with rollout.tensor_parallel_size={group} needs every rank of its group; "
+            "leave data.eval empty and evaluate the checkpoints with `t1 eval`"
+        )
+    cap = cfg.rl.tis_cap
+    if cap is not None and not (math.isfinite(cap) and cap > 0):
+        raise ConfigError(f"rl.tis_cap={cap} must be a positive number (e.g. 2.0) or null")
 
 
 def _check_rewards(cfg: RLStage) -> None:
@@ -153,8 +171,13 @@ def load_rl_problems(cfg: RLStage, main: bool = True) -> tuple[list, list]:
     return train, held
 
 
-def maybe_curate(cfg: RLStage, model: Any, tokenizer: Any, problems: list, main: bool) -> list:
-    """Apply `rl.curate` once per run; the kept prompts are saved so a resume reuses them."""
+def maybe_curate(
+    cfg: RLStage, model: Any, tokenizer: Any, problems: list, main: bool, engine: Any = None
+) -> list:
+    """Apply `rl.curate` once per run; the kept prompts are saved so a resume reuses them.
+
+    `engine`: the run's rollout engine (one vLLM engine per process, not a second one).
+    """
     if not cfg.rl.curate.enabled:
         return problems
     from t1.data.problems import load_problems, write_problems
@@ -164,7 +187,7 @@ def maybe_curate(cfg: RLStage, model: Any, tokenizer: Any, problems: list, main:
     path = Path(cfg.trainer.out) / "curated.jsonl"
     if path.exists():
         return load_problems(path)
-    engine = make_engine(cfg.rollout, model, tokenizer)
+    engine = engine or make_engine(cfg.rollout, model, tokenizer)
     sampling = sampling_params(
         cfg.sampling, derive_seed(cfg.trainer.seed, "curate"), temperature=cfg.rl.curate.temperature
     )

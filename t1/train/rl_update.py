@@ -127,8 +127,13 @@ def accumulate_gradients(
     adv: torch.Tensor,
     spec: LossSpec,
     info: DistInfo,
+    weight: torch.Tensor | None = None,
 ) -> dict[str, float]:
-    """Backpropagate the loss of `batch` (this rank's rows) in micro-batches; returns stats."""
+    """Backpropagate the loss of `batch` (this rank's rows) in micro-batches; returns stats.
+
+    `weight (N, T)`: per-token factors of the policy-gradient terms (truncated importance
+    sampling, `t1.train.rl_logp`), or None.
+    """
     mask = batch.response_mask
     local = torch.tensor([float(mask.sum()), float((mask.sum(1) > 0).sum())], dtype=torch.float64)
     totals = all_sum(local, info)  # global (tokens, responses)
@@ -155,6 +160,7 @@ def accumulate_gradients(
             spec.clip_eps,
             spec.agg,
             normalizer if spec.agg == "constant" else None,
+            weight[rows, :width].to(device) if weight is not None else None,
         )
         w = _weight(spec.agg, m, totals)
         loss = pg * w

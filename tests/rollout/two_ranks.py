@@ -1,0 +1,18 @@
+"""Run a test script as two gloo ranks under torchrun (CPU), failing with its output."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "train"))
+from test_rl import free_port, run_child  # noqa: E402  (tests/train/test_rl.py's helpers)
+
+ROOT = Path(__file__).parents[2]
+
+
+def run_two_ranks(script: Path, *args: str) -> None:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2"]
+    run_child([*launcher, f"--master_port={free_port()}", str(script), *args], env)

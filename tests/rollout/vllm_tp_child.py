@@ -1,0 +1,102 @@
+"""Child of test_vllm_tp.py: a tensor-parallel group of 2 gloo ranks around the vLLM double.
+
+Run by `torch.distributed.run --nproc_per_node=2`. Both ranks build the RL trainer with
+`rollout.tensor_parallel_size=2` (so one engine spans both), then record to OUT/rank-R.json:
+what the group generated and what this rank kept, one whole RL step, the engine's weights
+after it, a rank-dependent request (which the double must refuse), and a weight update from an
+FSDP2-sharded copy of the learner.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import sys
+from pathlib import Path
+
+import torch
+from torch.distributed.device_mesh import init_device_mesh
+from torch.distributed.fsdp import fully_shard
+
+HERE = Path(__file__).parent
+sys.path[:0] = [str(HERE), str(HERE.parent / "train")]
+
+import vllm_double  # noqa: E402
+from rl_toy import toy_config, toy_problems  # noqa: E402
+
+from t1.models import build_char_tokenizer, build_tiny_model  # noqa: E402
+from t1.rollout import SamplingParams  # noqa: E402
+from t1.train.distributed import close_distributed, init_distributed  # noqa: E402
+from t1.train.rl import RLTrainer  # noqa: E402
+from t1.train.rl_metrics import Timer  # noqa: E402
+
+
+def engine_matches(trainer) -> bool:
+    """Whether the double's model holds exactly the learner's weights."""
+    worker = vllm_double.state(vllm_double.state(trainer.engine.llm).worker)
+    pairs = zip(worker.model.parameters(), trainer.model.parameters())
+    return all(torch.equal(a, b) for a, b in pairs)
+
+
+def main(out: Path) -> None:
+    vllm_double.install()
+    info = init_distributed("cpu")
+    cfg = toy_config(
+        str(out / "run"),
+        "rollout.engine=vllm",
+        "rollout.tensor_parallel_size=2",
+        "rl.prompts_per_step=4",
+        "rl.k=4",
+        "rl.beta=0.1",
+        "rl.tis_cap=2.0",
+        "rl.entropy_coef=0.01",  # a gradient even when every reward is equal
+        "sampling.temperature=1.2",
+        "sampling.max_new_tokens=6",
+    )
+    tok = build_char_tokenizer(cfg.model.tiny.alphabet)
+    model = build_tiny_model(tok, cfg.model.tiny, seed=0)
+    trainer = RLTrainer(cfg, model, tok, toy_problems(8), info)
+    record: dict = {"rank": info.rank, "engine": type(trainer.engine).__name__}
+
+    problems, rollouts, _ = trainer.rollout(Timer())
+    record["kept"] = [p.id for p in problems]
+    record["kept_prompt_index"] = [r.prompt_index for r in rollouts]
+    group = [trainer.prompts[i] for i in range(4)]
+    texts = [r.text for r in trainer.engine.generate(group, 2, SamplingParams(seed=7))]
+    record["group_texts"] = texts
+
+    before = [p.detach().clone() for p in trainer.model.parameters()]
+    metrics = trainer.train_step()
+    record["metrics"] = {k: v for k, v in metrics.items() if isinstance(v, int | float)}
+    record["learner_changed"] = any(
+        not torch.equal(a, b) for a, b in zip(before, trainer.model.parameters())
+    )
+    record["engine_has_learner_weights"] = engine_matches(trainer)
+    record["calls"] = [c[0] for c in vllm_double.state(trainer.engine.llm).calls]
+
+    try:  # each rank its own prompt: vLLM's external_launcher forbids it
+        trainer.engine.generate([group[info.rank]], 2, SamplingParams(seed=7))
+        record["mismatch_error"] = None
+    except RuntimeError as e:
+        record["mismatch_error"] = str(e)
+
+    sharded = copy.deepcopy(trainer.model)
+    expected = [p.detach().clone() for p in sharded.parameters()]
+    mesh = init_device_mesh("cpu", (info.world,))
+    for layer in sharded.model.layers:
+        fully_shard(layer, mesh=mesh)
+    fully_shard(sharded, mesh=mesh)
+    with torch.no_grad():
+        for p in trainer.model.parameters():
+            p.add_(0.01)  # the engine must get the shards' values, not these
+    trainer.engine.update_weights(sharded)
+    worker = vllm_double.state(vllm_double.state(trainer.engine.llm).worker)
+    record["sharded_update_matches"] = all(
+        torch.equal(a, b) for a, b in zip(worker.model.parameters(), expected)
+    )
+    (out / f"rank-{info.rank}.json").write_text(json.dumps(record))
+    close_distributed()
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]))

@@ -1,0 +1,124 @@
+"""Behaviour log-probs: rl.old_logp resolution, mismatch metrics, truncated importance sampling."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from rl_toy import ScriptedEngine, toy_config, toy_problems  # noqa: E402
+
+from t1.errors import ConfigError  # noqa: E402
+from t1.models import build_char_tokenizer, build_tiny_model  # noqa: E402
+from t1.rollout import collate_rollouts, compute_logprobs, sampling_params  # noqa: E402
+from t1.train.distributed import DistInfo  # noqa: E402
+from t1.train.rl import RLTrainer, check_rl_config  # noqa: E402
+from t1.train.rl_logp import behaviour_logprobs, resolve_old_logp  # noqa: E402
+
+
+def test_auto_is_sampler_for_hf_and_learner_for_vllm():
+    assert resolve_old_logp("auto", "hf") == "sampler"
+    assert resolve_old_logp("auto", "vllm") == "learner"
+    assert resolve_old_logp("sampler", "vllm") == "sampler"
+    assert resolve_old_logp("learner", "hf") == "learner"
+    assert toy_config("x").rl.old_logp == "auto"
+
+
+def _scripted_batch(tmp_path, *overrides):
+    """Rollouts whose sampler log-probs are all 0 (ScriptedEngine): a known, large mismatch."""
+    cfg = toy_config(str(tmp_path), *overrides)
+    tok = build_char_tokenizer(cfg.model.tiny.alphabet)
+    model = build_tiny_model(tok, cfg.model.tiny, seed=0)
+    prompts = [f"q{i}" for i in range(3)]
+    rollouts = ScriptedEngine(tok).generate(prompts, 4, sampling_params(cfg.sampling, 0))
+    batch = collate_rollouts(rollouts, tok.pad_token_id)
+    with torch.no_grad():
+        learner = compute_logprobs(model, batch, cfg.sampling.temperature)
+    return cfg, model, rollouts, batch, learner
+
+
+def test_sampler_mode_without_tis_takes_the_engines_numbers_and_no_pass(tmp_path):
+    cfg, model, rollouts, batch, _ = _scripted_batch(tmp_path, "rl.old_logp=sampler")
+    out = behaviour_logprobs(model, rollouts, batch, cfg, DistInfo())
+    assert torch.equal(out.old_logp, torch.zeros_like(out.old_logp))  # the engine's zeros
+    assert out.weight is None and out.metrics == {}
+
+
+def test_learner_mode_logs_the_mismatch_against_the_sampler(tmp_path):
+    cfg, model, rollouts, batch, learner = _scripted_batch(tmp_path, "rl.old_logp=learner")
+    out = behaviour_logprobs(model, rollouts, batch, cfg, DistInfo())
+    assert torch.equal(out.old_logp, learner)
+    m = batch.response_mask.bool()
+    # the sampler said log p = 0 for every token: |0 − log p_learner| = −log p_learner.
+    # The metric sums n float32 values in float32 (relative error <= n·2^-24 for positive
+    # terms); the reference sums them in float64
+    n = int(m.sum())
+    expected_mean = float((-learner[m]).double().sum() / n)
+    got = out.metrics["mismatch/logp_abs_mean"]
+    assert got == pytest.approx(expected_mean, rel=n * 2**-24)
+    assert out.metrics["mismatch/logp_abs_max"] == float((-learner[m]).max())
+    assert out.weight is None
+
+
+def test_tis_weights_are_capped_learner_over_sampler_probabilities(tmp_path):
+    cfg, model, rollouts, batch, learner = _scripted_batch(
+        tmp_path, "rl.old_logp=sampler", "rl.tis_cap=0.05"
+    )
+    out = behaviour_logprobs(model, rollouts, batch, cfg, DistInfo())
+    m = batch.response_mask.bool()
+    # w = min(p_learner / p_sampler, C) = min(p_learner / 1, 0.05): the same float32 exp
+    torch.testing.assert_close(out.weight[m], learner[m].exp().clamp(max=0.05), rtol=0, atol=0)
+    assert torch.equal(out.old_logp, torch.zeros_like(out.old_logp))  # still the sampler's
+    capped = float((learner[m].exp() >= 0.05).double().mean())
+    assert out.metrics["tis/capped"] == pytest.approx(capped, rel=1e-12)
+    assert "mismatch/logp_abs_mean" in out.metrics
+
+
+def _hf_trainer(tmp_path, *overrides):
+    cfg = toy_config(str(tmp_path / "run"), "sampling.temperature=1.2", *overrides)
+    tok = build_char_tokenizer(cfg.model.tiny.alphabet)
+    model = build_tiny_model(tok, cfg.model.tiny, seed=cfg.trainer.seed)
+    return RLTrainer(cfg, model, tok, toy_problems(16))
+
+
+def test_with_the_hf_engine_tis_weights_are_one_and_change_nothing(tmp_path):
+    out = {}
+    for name, extra in (("plain", ()), ("tis", ("rl.tis_cap=2.0",))):
+        t = _hf_trainer(tmp_path / name, *extra)
+        out[name] = (t.train_step(), [p.detach().clone() for p in t.model.parameters()])
+    (_, w_plain), (m_tis, w_tis) = out["plain"], out["tis"]
+    # the HF engine reports the learner's own log softmax(z/T), computed on another path (a KV
+    # cache, one position at a time): float32 rounding of O(10) logits, ~1e-6 per token; a
+    # stale or wrong sampler would differ by 0.1-1 nats. 1e-4 sits between the two
+    assert m_tis["mismatch/logp_abs_max"] < 1e-4
+    assert m_tis["tis/weight_mean"] == pytest.approx(1.0, abs=1e-4)  # e^δ, |δ| < 1e-4
+    assert m_tis["tis/capped"] == 0.0
+    # weights 1 ± 1e-4 scale each token's gradient by as much; 1 % of the first Adam step
+    # (lr = 0.01) bounds what that does to the weights (see test_rl.py's two-process test)
+    for a, b in zip(w_plain, w_tis):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "world", "needle"),
+    [
+        (("rollout.engine=vllm", "rollout.tensor_parallel_size=3"), 2, "must divide the world"),
+        (("rl.tis_cap=0",), 1, "rl.tis_cap=0"),
+        (("rl.tis_cap=.inf",), 1, "rl.tis_cap=inf"),
+        (
+            ("rollout.engine=vllm", "rollout.tensor_parallel_size=2", "data.eval=held.jsonl"),
+            2,
+            "data.eval",
+        ),
+    ],
+)
+def test_engine_and_correction_settings_are_checked(tmp_path, overrides, world, needle):
+    cfg = toy_config(str(tmp_path), "rl.prompts_per_step=6", *overrides)
+    with pytest.raises(ConfigError) as err:
+        check_rl_config(cfg, world)
+    assert needle in str(err.value)
+    check_rl_config(toy_config(str(tmp_path), "rollout.engine=vllm", "rl.tis_cap=2"), 1)
