@@ -125,3 +125,31 @@ def test_cli_help_describes_options():
     out = _cli("rl", "--help")
     assert out.returncode == 0
     assert "rl.entropy_coef" in out.stdout and "--resume" in out.stdout
+
+
+def test_report_to_lists_trackers():
+    assert load_config(RLStage).trainer.report_to == ["tensorboard"]
+    cfg = load_config(SFTStage, None, ["trainer.report_to=[tensorboard,wandb]"])
+    assert cfg.trainer.report_to == ["tensorboard", "wandb"]
+    assert load_config(RLStage, None, ["trainer.report_to=[]"]).trainer.report_to == []
+    with pytest.raises(ConfigError, match="trainer.report_to\\[0\\]': expected one of"):
+        load_config(RLStage, None, ["trainer.report_to=[mlflow]"])
+
+
+def test_replaced_tensorboard_key_still_reads(tmp_path):
+    # configs and run directories written before trainer.report_to carry trainer.tensorboard
+    path = tmp_path / "old.yaml"
+    path.write_text("trainer:\n  tensorboard: false\n  report_to: [tensorboard, wandb]\n")
+    with pytest.warns(FutureWarning, match="replaced by 'trainer.report_to'"):
+        assert load_config(RLStage, path).trainer.report_to == ["wandb"]
+    path.write_text("trainer:\n  tensorboard: true\n  steps: 3\n")
+    with pytest.warns(FutureWarning):
+        assert load_config(RLStage, path).trainer.report_to == ["tensorboard"]
+    with pytest.warns(FutureWarning):
+        cfg = load_config(SFTStage, None, ["trainer.report_to=[wandb]", "trainer.tensorboard=on"])
+    assert cfg.trainer.report_to == ["tensorboard", "wandb"]
+    with pytest.warns(FutureWarning):
+        cfg = load_config(SFTStage, None, ["trainer.tensorboard=false"])
+    assert cfg.trainer.report_to == []
+    with pytest.raises(ConfigError, match="replaced by 'trainer.report_to'.*expected bool"):
+        load_config(SFTStage, None, ["trainer.tensorboard=3"])
