@@ -55,7 +55,7 @@ TASK = "bench-digit-first"
 DEFAULT_TRL_PYTHON = "/work/venv-bench/bin/python"
 # t1's side of the equal settings (TRL's side: `trl_config`); quiet, no checkpoints or samples
 T1_FIXED = """
-    model.device=cpu trainer.progress=false trainer.tensorboard=false trainer.save_every=0
+    model.device=cpu trainer.progress=false trainer.report_to=[] trainer.save_every=0
     trainer.sample_every=0 reward.truncation_penalty=null reward.repetition_penalty=null
     reward.garbage_penalty=null rl.beta=0.0 rl.anchor=none rl.entropy_coef=0.0
     rl.advantage=drgrpo rl.loss_agg=token-mean optim.schedule=constant optim.betas=[0.9,0.999]

@@ -13,6 +13,7 @@ import difflib
 import re
 import types
 import typing
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -185,7 +186,11 @@ class TrainerConfig:
     max_bad_steps: int = 3
     # rich progress bar on a TTY
     progress: bool = True
-    tensorboard: bool = True
+    # trackers that receive the step metrics besides metrics.jsonl: TensorBoard (RUN/tb/) and
+    # Weights & Biases (extra `wandb`; WANDB_PROJECT, WANDB_MODE, WANDB_DIR... are honoured)
+    report_to: list[Literal["tensorboard", "wandb"]] = field(
+        default_factory=lambda: ["tensorboard"]
+    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -765,6 +770,47 @@ def _set_path(data: dict, path: list[str], value: Any) -> None:
         data[path[-1]] = value
 
 
+def _legacy_tensorboard(data: dict, value: Any) -> None:
+    """`trainer.tensorboard: BOOL`, which `trainer.report_to` replaced: true puts TensorBoard in
+    the list, false takes it out, so configs and run directories written before still load."""
+    if not isinstance(value, bool):
+        raise ConfigError(
+            f"config key 'trainer.tensorboard' (replaced by 'trainer.report_to'): expected bool, "
+            f"got {value!r}; write e.g. trainer.report_to=[tensorboard,wandb]"
+        )
+    warnings.warn(
+        "config key 'trainer.tensorboard' is replaced by 'trainer.report_to' "
+        "(e.g. trainer.report_to=[tensorboard,wandb]); read as such",
+        FutureWarning,
+        stacklevel=4,
+    )
+    trainer = data.setdefault("trainer", {})
+    report = trainer.get("report_to", ["tensorboard"]) if isinstance(trainer, dict) else None
+    if isinstance(report, list):  # anything else is left for the type check to report
+        rest = [r for r in report if r != "tensorboard"]
+        trainer["report_to"] = ["tensorboard", *rest] if value else rest
+
+
+def _legacy_key(cls: type, data: dict, item: str | None = None) -> bool:
+    """Read a replaced key of the file's `data` (item None) or of the override `item` into
+    `data` (in place); True when `item` was one."""
+    if "trainer" not in _hints(cls):
+        return False
+    if item is None:
+        trainer = data.get("trainer")
+        if isinstance(trainer, dict) and "tensorboard" in trainer:
+            _legacy_tensorboard(data, trainer.pop("tensorboard"))
+        return False
+    key, _, text = item.partition("=")
+    if key.strip() != "trainer.tensorboard":
+        return False
+    try:
+        _legacy_tensorboard(data, yaml.safe_load(text))
+    except yaml.YAMLError:
+        _legacy_tensorboard(data, text)
+    return True
+
+
 def load_config(cls: type, path: str | Path | None = None, overrides: list[str] = ()) -> Any:
     """Build a stage config from a YAML file (optional) and `key.sub=value` overrides."""
     data: dict = {}
@@ -781,7 +827,10 @@ def load_config(cls: type, path: str | Path | None = None, overrides: list[str] 
         if loaded is not None and not isinstance(loaded, dict):
             raise ConfigError(f"{p}: the top level must be a mapping of sections")
         data = loaded or {}
+    _legacy_key(cls, data)
     for item in overrides:
+        if _legacy_key(cls, data, item):
+            continue
         keys, value = _parse_override(item, cls)
         _set_path(data, keys, value)
     return apply_preset(_build(cls, data), _dotted(data))

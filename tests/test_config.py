@@ -148,13 +148,13 @@ def test_overrides_are_read_as_the_field_types(tmp_path):
             "model.gguf_file=yes",  # str | None
             "model.device=no",  # str
             "trainer.progress=off",  # bool fields still read the words as booleans
-            "trainer.tensorboard=yes",
+            "model.cache_gguf=yes",
             "rl.clip_eps=null",
         ],
     )
     assert cfg.data.chat_template == "on"
     assert (cfg.data.system_prompt, cfg.model.gguf_file, cfg.model.device) == ("off", "yes", "no")
-    assert cfg.trainer.progress is False and cfg.trainer.tensorboard is True
+    assert cfg.trainer.progress is False and cfg.model.cache_gguf is True
     assert cfg.rl.clip_eps is None
     cfg = load_config(RLStage, None, ["data.chat_template=off", "data.system_prompt=null"])
     assert cfg.data.chat_template == "off" and cfg.data.system_prompt is None
@@ -199,3 +199,31 @@ class _Typed:
 )
 def test_parse_override_by_field_type(item, value):
     assert _parse_override(item, _Typed) == ([item.split("=")[0]], value)
+
+
+def test_report_to_lists_trackers():
+    assert load_config(RLStage).trainer.report_to == ["tensorboard"]
+    cfg = load_config(SFTStage, None, ["trainer.report_to=[tensorboard,wandb]"])
+    assert cfg.trainer.report_to == ["tensorboard", "wandb"]
+    assert load_config(RLStage, None, ["trainer.report_to=[]"]).trainer.report_to == []
+    with pytest.raises(ConfigError, match="trainer.report_to\\[0\\]': expected one of"):
+        load_config(RLStage, None, ["trainer.report_to=[mlflow]"])
+
+
+def test_replaced_tensorboard_key_still_reads(tmp_path):
+    # configs and run directories written before trainer.report_to carry trainer.tensorboard
+    path = tmp_path / "old.yaml"
+    path.write_text("trainer:\n  tensorboard: false\n  report_to: [tensorboard, wandb]\n")
+    with pytest.warns(FutureWarning, match="replaced by 'trainer.report_to'"):
+        assert load_config(RLStage, path).trainer.report_to == ["wandb"]
+    path.write_text("trainer:\n  tensorboard: true\n  steps: 3\n")
+    with pytest.warns(FutureWarning):
+        assert load_config(RLStage, path).trainer.report_to == ["tensorboard"]
+    with pytest.warns(FutureWarning):
+        cfg = load_config(SFTStage, None, ["trainer.report_to=[wandb]", "trainer.tensorboard=on"])
+    assert cfg.trainer.report_to == ["tensorboard", "wandb"]
+    with pytest.warns(FutureWarning):
+        cfg = load_config(SFTStage, None, ["trainer.tensorboard=false"])
+    assert cfg.trainer.report_to == []
+    with pytest.raises(ConfigError, match="replaced by 'trainer.report_to'.*expected bool"):
+        load_config(SFTStage, None, ["trainer.tensorboard=3"])

@@ -4,10 +4,13 @@ The page has no JavaScript and loads nothing: figures are PNG files written to R
 (each with its CSV) and embedded as base64 data URIs; sample browsing uses <details> elements.
 
 What it reads, in the run directory and in each stage folder below it (a folder holding any of
-these, up to two levels down: e.g. DEMO/sft/, DEMO/rl/; checkpoints/, tb/, plots/ are skipped):
+these, up to two levels down: e.g. DEMO/sft/, DEMO/rl/; checkpoints/, tb/, wandb/, plots/ are
+skipped):
 
     config.yaml            shown as written
-    metrics.jsonl          one object per step with "step"; every numeric key is plotted, grouped:
+    metrics.jsonl          one object per step with "step"; every numeric key is plotted, raw
+                           and smoothed (keys equal at every step share a panel; constant keys
+                           and keys logged once are listed in a line instead), grouped:
         reward/*  (reward/mean, reward/accuracy)          penalty/*  (truncated, repetitive, garbage)
         response/* (len_mean, len_max, truncated)         entropy, kl (and entropy/*, kl/*)
         adv/*  (mean, std)                                loss, eval/loss, grad_norm, clip_frac, lr
@@ -35,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from t1.errors import T1Error
-from t1.eval.plots import numeric_keys, plot_metrics, plot_scaling
+from t1.eval.plots import CURVES_NOTE, numeric_keys, plot_metrics, plot_scaling, split_series
 from t1.runs import read_jsonl
 
 # (title, key patterns): each metrics key goes to the first group that matches it
@@ -49,7 +52,7 @@ KEY_GROUPS: list[tuple[str, list[str]]] = [
     ("Evaluation during training", ["eval/*"]),
     ("Throughput and time", ["tokens_per_s", "time/*"]),
 ]
-SKIP_DIRS = {"checkpoints", "tb", "plots", "samples", "eval", "__pycache__"}
+SKIP_DIRS = {"checkpoints", "tb", "wandb", "plots", "samples", "eval", "__pycache__"}
 STAGE_MARKERS = ("config.yaml", "metrics.jsonl", "samples", "eval")
 MAX_SAMPLE_ROWS = 24  # rows shown per samples file
 MAX_TEXT = 4000  # characters shown per prompt/response
@@ -148,6 +151,10 @@ def group_keys(keys: list[str]) -> list[tuple[str, list[str]]]:
     return groups
 
 
+def _value(v: Any) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
 def _curves(run_dir: Path, stage: Path, name: str) -> str:
     path = stage / "metrics.jsonl"
     if not path.is_file():
@@ -156,10 +163,19 @@ def _curves(run_dir: Path, stage: Path, name: str) -> str:
     keys = numeric_keys(rows)
     if not keys:
         return f"<h3>{_e(name)}</h3>" + _note(f"{path.name} holds no numeric metrics")
+    constant, single, panels = split_series(rows, keys)
     parts = [f"<h3>{_e(name)} <small>({len(rows)} rows of metrics.jsonl)</small></h3>"]
-    for title, members in group_keys(keys):
+    if constant:
+        listed = ", ".join(f"{k} = {_value(v)}" for k, v in constant.items())
+        parts.append(f"<p>constant: {_e(listed)}</p>")
+    if single:
+        listed = ", ".join(f"{k} = {_value(v)} (step {s})" for k, (s, v) in single.items())
+        parts.append(f"<p>logged once: {_e(listed)}</p>")
+    by_first = {p[0]: p for p in panels}
+    for title, members in group_keys(list(by_first)):
         png = run_dir / "plots" / f"curves-{_slug(name)}-{_slug(title)}.png"
-        if plot_metrics(rows, members, png, title=f"{name}: {title}"):
+        drawn = [by_first[k] for k in members]
+        if plot_metrics(rows, drawn, png, title=f"{name}: {title}"):
             parts.append(_img(png, f"{name}: {title}"))
     return "\n".join(parts)
 
@@ -341,6 +357,7 @@ def render(run_dir: Path) -> str:
                 scales.append((name, obj))
             elif "accuracy" in obj:
                 evals.append((name, obj))
+    curves = "\n".join(_safe(_curves, run_dir, s, n) for n, s in named)
     sections = [
         ("Evaluation", _safe(_eval_table, evals) if evals else _note("no eval/*.json found")),
         (
@@ -350,8 +367,7 @@ def render(run_dir: Path) -> str:
         ),
         (
             "Training curves",
-            "\n".join(_safe(_curves, run_dir, s, n) for n, s in named)
-            or _note("no metrics.jsonl found"),
+            curves and _note(CURVES_NOTE) + curves or _note("no metrics.jsonl found"),
         ),
         ("Other figures", _safe(_other_figures, run_dir, stages) or _note("none")),
         (

@@ -318,7 +318,7 @@ class RLTrainer:
         if self.info.main:
             self.run.write_config(self.cfg)
         logger = (
-            MetricLogger(self.run.path, tr.tensorboard, resume_step=start if resume else None)
+            MetricLogger(self.run.path, tr.report_to, start if resume else None, config=self.cfg)
             if self.info.main
             else None
         )

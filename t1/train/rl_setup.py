@@ -19,6 +19,7 @@ from t1.config import RLStage
 from t1.errors import ConfigError, T1Error
 from t1.runs import RunDir
 from t1.train.rl_state import derive_seed
+from t1.train.tracking import check_trackers
 
 
 def check_rl_config(cfg: RLStage, world: int = 1, max_positions: int | None = None) -> None:
@@ -72,6 +73,7 @@ def check_rl_config(cfg: RLStage, world: int = 1, max_positions: int | None = No
         if value < low:
             raise ConfigError(f"{key}={value} must be >= {low}")
     _check_rewards(cfg)
+    check_trackers(tr.report_to)
     try:
         check_sampling(sampling_params(cfg.sampling, 0), rl.k)
     except T1Error as e:  # the sampler's own message names the parameter

@@ -47,6 +47,7 @@ from t1.train.packing import (
 from t1.train.rundir import MetricLogger
 from t1.train.schedule import make_optimizer, make_scheduler
 from t1.train.signals import StopRequest, resume_command
+from t1.train.tracking import check_trackers
 
 TIMING_KEYS = ("tokens_per_s", "step_s")
 
@@ -99,6 +100,7 @@ def check_sft(cfg: Any) -> None:
             raise ConfigError(f"{key} must be >= {low}, got {value}")
     if not 0.0 <= s.eval_fraction < 1.0:
         raise ConfigError(f"sft.eval_fraction must be in [0, 1), got {s.eval_fraction}")
+    check_trackers(t.report_to)
 
 
 def _trace_text(trace: Any) -> tuple[Any, Any]:
@@ -376,7 +378,7 @@ def train_sft(
     ses = _start(cfg, traces, model, tokenizer, resume)
     ses.run.write_config(cfg)
     resumed = ses.state.step if ses.resumed_from else None
-    logger = MetricLogger(ses.run.path, cfg.trainer.tensorboard, resume_step=resumed)
+    logger = MetricLogger(ses.run.path, cfg.trainer.report_to, resumed, config=cfg)
     began = time.perf_counter()
     try:
         stopped = _loop(ses, logger)

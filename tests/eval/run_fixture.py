@@ -40,7 +40,7 @@ def _rl_rows(steps: int) -> list[dict]:
                 "entropy": 1.5 - s / (2 * steps),
                 "kl": 0.01 * s,
                 "adv/mean": 0.0,
-                "adv/std": 0.4,
+                "adv/std": 0.4 + 0.01 * s,
                 "clip_frac": 0.0,
                 "grad_norm": "nan" if s == 3 else 1.0 / s,
                 "lr": 1e-5,

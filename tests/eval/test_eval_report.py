@@ -57,6 +57,22 @@ def test_page_has_every_section_and_embedded_figures(report):
     assert "0.400" in page and "[0.300, 0.500]" in page  # the eval table
 
 
+def test_constant_and_repeated_series_get_no_panel_of_their_own(report):
+    run, page = report
+    constant = (
+        "constant: penalty/repetitive = 0.05, response/len_max = 64, adv/mean = 0, "
+        "clip_frac = 0, lr = 1e-05, time/generate = 1.2, time/update = 0.4"
+    )
+    assert f"<p>{constant}</p>" in page
+    assert page.count("constant: ") == 1  # sft has no constant key
+    # penalty/truncated and response/truncated are equal at every step: one panel, both names
+    header = (run / "plots" / "curves-rl-Penalty-rates.csv").read_text().splitlines()[0]
+    assert header == "step,penalty/truncated,response/truncated,penalty/garbage"
+    header = (run / "plots" / "curves-rl-Response-length-and-truncation.csv").read_text()
+    assert header.splitlines()[0] == "step,response/len_mean"
+    assert "exponential moving average (weight 0.8" in page
+
+
 def test_samples_marked_and_escaped(report):
     _, page = report
     # eval samples (3 rows) and two RL steps (3 rows and 1 row): 3 right, 4 wrong
@@ -129,3 +145,14 @@ def test_periodic_evals_are_listed_in_step_order(tmp_path):
     build_report(tmp_path)
     page = (tmp_path / "report.html").read_text()
     assert page.index(">step-2<") < page.index(">step-10<")
+
+
+def test_keys_logged_once_or_constant_are_listed(tmp_path):
+    rows = [{"step": s, "loss": 1.0 / s, "bad_steps": 0} for s in range(1, 13)]
+    rows[-1]["eval/loss"] = 0.123456
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    build_report(tmp_path)
+    page = (tmp_path / "report.html").read_text()
+    assert "<p>constant: bad_steps = 0</p>" in page
+    assert "<p>logged once: eval/loss = 0.1235 (step 12)</p>" in page
+    assert page.count('<img src="data:image/png;base64,') == 1  # loss alone is drawn

@@ -54,7 +54,7 @@ def write_config(tmp: Path, **sections: dict) -> Path:
             "save_every": 1,
             "keep_last": 0,
             "progress": False,
-            "tensorboard": False,
+            "report_to": [],
             "sample_every": 0,
         },
         "reward": {

@@ -51,7 +51,7 @@ def toy_config(out: str, *overrides: str) -> RLStage:
         [
             f"trainer.out={out}",
             "trainer.progress=false",
-            "trainer.tensorboard=false",
+            "trainer.report_to=[]",
             "trainer.save_every=0",
             "trainer.sample_every=0",
             f"reward.task={TASK}",

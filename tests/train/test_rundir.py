@@ -26,7 +26,9 @@ def test_run_dir_writes_config_samples_json(tmp_path):
 
 
 def test_metric_logger_rows_tensorboard_and_resume(tmp_path):
-    log = MetricLogger(tmp_path, tensorboard=True)
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    log = MetricLogger(tmp_path, report_to=["tensorboard"])
     for step in range(1, 5):
         log.log(step, {"loss": torch.tensor(1.0 / step), "bad": float("nan")})
     log.close()
@@ -34,12 +36,24 @@ def test_metric_logger_rows_tensorboard_and_resume(tmp_path):
     assert [r["step"] for r in rows] == [1, 2, 3, 4]
     assert math.isclose(rows[1]["loss"], 0.5) and rows[0]["bad"] == "nan"
     assert list((tmp_path / "tb").glob("events.out.tfevents.*"))
-    # a run resumed from step 2 drops the rows a crashed run wrote after its checkpoint
-    log = MetricLogger(tmp_path, tensorboard=False, resume_step=2)
+    # a run resumed from step 2 drops the rows a crashed run wrote after its checkpoint, in
+    # metrics.jsonl and in TensorBoard (purged events)
+    log = MetricLogger(tmp_path, report_to=["tensorboard"], resume_step=2)
     log.log(3, {"loss": 0.25})
-    assert [r["step"] for r in read_jsonl(tmp_path / "metrics.jsonl")] == [1, 2, 3]
+    log.log(4, {"loss": 0.125})
+    log.close()
+    assert [r["step"] for r in read_jsonl(tmp_path / "metrics.jsonl")] == [1, 2, 3, 4]
+    tb = EventAccumulator(str(tmp_path / "tb"))
+    tb.Reload()
+    # float32 in the event file: 1, 0.5, 0.25 and 0.125 are exact
+    assert [(e.step, e.value) for e in tb.Scalars("loss")] == [
+        (1, 1.0),
+        (2, 0.5),
+        (3, 0.25),
+        (4, 0.125),
+    ]
     # a fresh (not resumed) run in the same folder starts the file again
-    MetricLogger(tmp_path, tensorboard=False).log(1, {"loss": 9.0})
+    MetricLogger(tmp_path, report_to=[]).log(1, {"loss": 9.0})
     assert read_jsonl(tmp_path / "metrics.jsonl") == [{"step": 1, "loss": 9.0}]
 
 

@@ -32,7 +32,7 @@ TINY = [
     "sft.epochs=100",
     "optim.lr=0.01",
     "optim.warmup_steps=2",
-    "trainer.tensorboard=false",
+    "trainer.report_to=[]",
     "trainer.progress=false",
     "trainer.keep_last=2",
 ]

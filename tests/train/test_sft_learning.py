@@ -66,7 +66,7 @@ def test_tiny_model_learns_the_trace_format(tmp_path):
         f"trainer.out={run}",
         "trainer.steps=300",
         "trainer.save_every=100",
-        "trainer.tensorboard=false",
+        "trainer.report_to=[]",
         "sft.epochs=100",
         "sft.batch_size=16",
         "sft.max_len=320",

@@ -53,7 +53,7 @@ def test_sft_from_smollm2_with_its_chat_template(tmp_path, smollm2):
             "trainer.steps=3",
             "sft.epochs=3",
             "trainer.save_every=0",
-            "trainer.tensorboard=false",
+            "trainer.report_to=[]",
             "sft.batch_size=4",
             "sft.micro_batch_size=2",
             "sft.eval_fraction=0",
