@@ -109,17 +109,27 @@ def _run_logits(model: Any) -> Run:
 
 
 def _run_hidden(model: Any) -> Run:
-    backbone = decoder(model)  # a module call: hooks on the decoder and its layers fire
+    """The decoder's final hidden states, from a call of the whole model that computes no logits
+    (`logits_to_keep` an empty index): module calls all the way down, so that hooks on the model,
+    its decoder and its layers fire (FSDP2 unshards the root's and each layer's parameters in
+    them, and keeps the root's, the head included, until backward)."""
+    backbone = decoder(model)
 
     def run(ids: torch.Tensor, am: torch.Tensor, pos: torch.Tensor, cache: Any, keep: int):
-        out = backbone(
-            input_ids=ids,
-            attention_mask=am,
-            position_ids=pos,
-            use_cache=cache is not None,
-            **cache_kwargs(backbone, cache),
-        )
-        return out.last_hidden_state[:, -keep:] if keep else out.last_hidden_state
+        seen: list[torch.Tensor] = []
+        hook = backbone.register_forward_hook(lambda m, a, out: seen.append(out.last_hidden_state))
+        try:
+            model(
+                input_ids=ids,
+                attention_mask=am,
+                position_ids=pos,
+                use_cache=cache is not None,
+                logits_to_keep=ids.new_zeros(0),  # (b, 0, V) logits: none computed
+                **cache_kwargs(model, cache),
+            )
+        finally:
+            hook.remove()
+        return seen[-1][:, -keep:] if keep else seen[-1]
 
     return run
 

@@ -24,7 +24,7 @@ response), b its micro-batch, T = b x L tokens. Per rank:
                  gradient accumulated in fp32 with a per-chunk product (4 V H in fp32), and
                  T (c H + 8) saved; without it the full logits, T V (2 c + 16): the
                  logits, their fp32 copy and the tempered one, and their gradients (in
-                 float32 benchmarks/memory.py measures 22.4 V bytes per position: 2 c + 16 = 24)
+                 float32 benchmarks/memory.py measured 22.5 V bytes per position: 2 c + 16 = 24)
     engine       vLLM: gpu_memory_utilization x the device's memory (its weights, KV cache,
                  graphs); HF: the whole model gathered in the compute dtype, P c, and its KV
                  cache, rows x L x layers x 2 x kv_heads x head_dim x c

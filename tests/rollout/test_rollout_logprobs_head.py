@@ -97,17 +97,20 @@ def test_padding_is_zero_and_its_tokens_change_nothing(tiny_tokenizer):
         torch.testing.assert_close(a, b, atol=ATOL, rtol=0)
 
 
-def test_the_decoder_and_its_layers_run_as_module_calls(tiny_tokenizer):
-    # FSDP2 unshards a layer in hooks on its module call: the learner must make that call
+def test_the_model_and_its_layers_run_as_module_calls(tiny_tokenizer):
+    # FSDP2 unshards the root's and each layer's parameters in hooks on their module calls
+    # (tests/rollout/test_rollout_fsdp.py runs it); the head computes no logits there
     model = model_for(tiny_tokenizer, "llama")
-    seen = []
-    modules = {"decoder": model.model, "root": model}
+    seen, heads = [], []
+    modules = {"root": model, "decoder": model.model}
     modules.update({f"layer{i}": layer for i, layer in enumerate(model.model.layers)})
     for name, module in modules.items():
         module.register_forward_pre_hook(lambda *_, name=name: seen.append(name))
+    model.lm_head.register_forward_hook(lambda m, a, out: heads.append(out.shape))
     batch = ragged_batch(tiny_tokenizer.pad_token_id)
     compute_logprobs(model, batch, 1.0, 16, share_prompts=False)
-    assert seen == ["decoder", "layer0", "layer1"]  # not the root: its head runs in chunks
+    assert seen == ["root", "decoder", "layer0", "layer1"]
+    assert heads == [(len(batch), 0, model.config.vocab_size)]
 
 
 def test_a_family_that_changes_its_logits_takes_its_own_forward(tiny_tokenizer):
