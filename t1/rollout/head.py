@@ -22,12 +22,15 @@ chunk when W is half precision). The logits are computed in the weights' dtype a
 float32, as the model's own `lm_head(h).float()` would be; the cost is one extra (N × H × V)
 matmul (the recomputation) over the full pass.
 
-The model side: `decoder(model)` is the backbone module (`model.model` of an HF causal LM), run
-as a module call so that hooks on it and its layers (FSDP2's unshard and reshard) fire;
-`output_head(model)` reads the head's weight and bias. Only model classes whose logits are
-exactly `lm_head(decoder(...))` take this path (`HEAD_FAMILIES`); others, such as Gemma2 (which
-soft-caps its logits) or Cohere (which scales them), are named with the reason by
-`chunked_head_unsupported`, and the learner runs their own forward instead.
+The model side, two accessors: `decoder(model)`, the backbone module (`model.model` of an HF
+causal LM) whose output the learner reads, and `output_head(model)`, the head's weight and bias.
+The learner calls the whole model with no logits kept (`t1.rollout.logprobs`), so that hooks on
+the model, its decoder and its layers fire: FSDP2 unshards the root's parameters (embeddings,
+final norm, head) there and keeps them unsharded until backward, so `output_head` then returns
+the full head. Only model classes whose logits are exactly `lm_head(decoder(...))` take this
+path (`HEAD_FAMILIES`); others, such as Gemma2 (which soft-caps its logits) or Cohere (which
+scales them), are named with the reason by `chunked_head_unsupported`, and the learner runs
+their own forward instead.
 """
 
 from __future__ import annotations
@@ -36,6 +39,8 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+
+from t1.rollout.cache import supports_logits_to_keep
 
 # causal LMs whose forward ends in `logits = self.lm_head(hidden_states)` and nothing more
 # (transformers 5.x, models/<name>/modeling_<name>.py)
@@ -76,6 +81,8 @@ def chunked_head_unsupported(model: Any) -> str | None:
         return f"{name}'s output head is a {type(head).__name__}, not a plain nn.Linear"
     if not isinstance(getattr(model, "model", None), torch.nn.Module):
         return f"{name} has no decoder module at .model"
+    if not supports_logits_to_keep(model):
+        return f"{name}.forward takes no logits_to_keep"
     return None
 
 

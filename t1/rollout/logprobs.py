@@ -10,10 +10,12 @@ through `logp` (and `entropy` for the entropy bonus). Padded response positions 
 entropy = 0, exactly.
 
 The chunked head. For the families whose logits are `lm_head(decoder(...))` (Llama, Qwen2,
-Qwen3, Mistral: `t1.rollout.head`), the decoder runs as a module call and gives its final hidden
-states; only those that predict a response token go through the output head, `chunk` positions
-at a time, with a backward that recomputes each chunk's logits (`t1.rollout.head.head_logprobs`).
-No (micro_batch, R, V) tensor exists: peak extra memory is a few (chunk, V) buffers and the head
+Qwen3, Mistral: `t1.rollout.head`), the model runs with no logits kept (`logits_to_keep` an
+empty index) and a hook reads its decoder's final hidden states: module calls throughout, in
+which FSDP2 unshards the root's and each layer's parameters. Only the hidden states that
+predict a response token go through the output head, `chunk` positions at a time, with a
+backward that recomputes each chunk's logits (`t1.rollout.head.head_logprobs`). No
+(micro_batch, R, V) tensor exists: peak extra memory is a few (chunk, V) buffers and the head
 weight's gradient. Other models (stand-ins, families that cap or scale their logits) run their
 own forward: their R + 1 last positions' logits (`logits_to_keep`), float32 (micro_batch, R, V),
 and `t1.algo.token_entropy` (chunked, its backward recomputes the softmax).
@@ -35,8 +37,8 @@ Packed responses. On Llama/Qwen2 models the response pass skips padding: only th
 next token is a response token run (`t1.rollout.fastpath.packed_response_hidden`), and their
 hidden states go to the chunked head; the prompt pass is the same lean pass over the prompts'
 real tokens (`t1.rollout.fastpath.prefill_hidden`). The lean passes read the layers' weights
-directly, so a model whose layers are wrapped (FSDP2's `fully_shard` renames the class to
-FSDP<Name>) takes the decoder's module call instead.
+directly, so a model sharded by FSDP2 (whose `fully_shard` renames the class FSDP<Name>) takes
+the model's module calls instead.
 """
 
 from __future__ import annotations
