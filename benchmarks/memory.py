@@ -32,9 +32,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import os
 import re
-import socket
 import subprocess
 import sys
 import tempfile
@@ -158,16 +156,16 @@ def _shard(model, mesh) -> None:
     fully_shard(model, mesh=mesh)
 
 
-def fsdp_rank(rank: int, world: int, port: int, out: str) -> None:
+def fsdp_rank(rank: int, world: int, out: str) -> None:
     """One rank: build, shard, one step; rank 0 writes every rank's byte counts to `out`."""
     import torch
     import torch.distributed as dist
     from torch.distributed.device_mesh import init_device_mesh
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.set_num_threads(1)
-    dist.init_process_group("gloo", rank=rank, world_size=world)
+    store = f"file://{Path(out).parent / 'store'}"  # rendezvous through a file: no port to pick
+    dist.init_process_group("gloo", init_method=store, rank=rank, world_size=world)
     try:
         torch.manual_seed(0)  # the same full model on every rank before sharding
         model = LlamaForCausalLM(LlamaConfig(**FSDP_MODEL))
@@ -195,12 +193,6 @@ def fsdp_rank(rank: int, world: int, port: int, out: str) -> None:
         dist.destroy_process_group()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def run_fsdp(args: argparse.Namespace) -> None:
     import torch.multiprocessing as mp
 
@@ -214,7 +206,7 @@ def run_fsdp(args: argparse.Namespace) -> None:
     for world in args.world:
         with tempfile.TemporaryDirectory() as tmp:
             out = str(Path(tmp) / "bytes.json")
-            mp.spawn(fsdp_rank, args=(world, _free_port(), out), nprocs=world, join=True)
+            mp.spawn(fsdp_rank, args=(world, out), nprocs=world, join=True)
             result = json.loads(Path(out).read_text())
         top = max(result["ranks"], key=lambda r: sum(r.values()))
         total = sum(top.values())

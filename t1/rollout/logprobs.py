@@ -306,9 +306,14 @@ def compute_logprobs(
     logps, ents = [], []
     for s in range(0, N, micro_batch_size):
         rows = slice(s, min(N, s + micro_batch_size))
-        tensors = (batch.input_ids, batch.attention_mask, batch.position_ids, batch.response_mask)
-        mb = tuple(t[rows].to(device) for t in tensors)
-        logp, ent = step(model, *mb, batch.prompt_len, temperature, with_entropy, share)
+        mb = Batch(
+            input_ids=batch.input_ids[rows].to(device),
+            attention_mask=batch.attention_mask[rows].to(device),
+            position_ids=batch.position_ids[rows].to(device),
+            prompt_len=batch.prompt_len,
+            response_mask=batch.response_mask[rows].to(device),
+        )
+        logp, ent = step(model, mb, temperature, with_entropy, share)
         logps.append(logp)
         ents.append(ent)
     logp = torch.cat(logps)
@@ -316,23 +321,16 @@ def compute_logprobs(
 
 
 def _logprobs_from_head(
-    model: Any,
-    ids: torch.Tensor,
-    am: torch.Tensor,
-    pos: torch.Tensor,
-    mask: torch.Tensor,
-    P: int,
-    temperature: float,
-    with_entropy: bool,
-    share: bool,
+    model: Any, mb: Batch, temperature: float, with_entropy: bool, share: bool
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """One micro-batch through the decoder, then the chunked head at the response tokens only;
     exactly 0 elsewhere."""
-    (b, R), args = mask.shape, (ids, am, pos, P, mask.shape[1], mask)
+    (b, R), P = mb.response_mask.shape, mb.prompt_len
+    args = (mb.input_ids, mb.attention_mask, mb.position_ids, P, R, mb.response_mask)
     found = shared_prompt_hidden(model, *args) if share else None
     hidden, index = found if found is not None else response_hidden(model, *args)
     weight, bias = output_head(model)
-    targets = ids[:, P:].reshape(-1)[index]
+    targets = mb.response_ids.reshape(-1)[index]
     logp, ent = head_logprobs(hidden, weight, bias, targets, temperature, with_entropy)
 
     def spread(values: torch.Tensor) -> torch.Tensor:  # (n,) -> (b, R)
@@ -342,20 +340,13 @@ def _logprobs_from_head(
 
 
 def _logprobs_from_logits(
-    model: Any,
-    ids: torch.Tensor,
-    am: torch.Tensor,
-    pos: torch.Tensor,
-    mask: torch.Tensor,
-    P: int,
-    temperature: float,
-    with_entropy: bool,
-    share: bool,
+    model: Any, mb: Batch, temperature: float, with_entropy: bool, share: bool
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """One micro-batch through the model's own forward and its (b, R, V) logits."""
-    R = mask.shape[1]
-    logits = shared_prompt_logits(model, ids, am, pos, P, R) if share else None
+    mask, R = mb.response_mask, mb.response_mask.shape[1]
+    args = (mb.input_ids, mb.attention_mask, mb.position_ids)
+    logits = shared_prompt_logits(model, *args, mb.prompt_len, R) if share else None
     if logits is None:
-        logits = response_logits(model, ids, am, pos, R)
-    logp, ent = tempered_logprobs(logits, ids[:, P:], temperature, with_entropy)
+        logits = response_logits(model, *args, R)
+    logp, ent = tempered_logprobs(logits, mb.response_ids, temperature, with_entropy)
     return logp * mask, (ent * mask if with_entropy else None)

@@ -5,8 +5,6 @@ unsharded model's, through the model's own module calls."""
 from __future__ import annotations
 
 import json
-import os
-import socket
 from pathlib import Path
 
 import pytest
@@ -25,15 +23,15 @@ WORLD = 2
 N_PARAMS = 2 * 9 + 2  # 9 tensors a layer (q, k, v, o, gate, up, down, 2 norms), embeddings, norm
 
 
-def worker(rank: int, port: int, out: str) -> None:
+def worker(rank: int, out: str) -> None:
     """Both ranks run the same batch, so FSDP2's averaged gradient is the one-process one."""
     from torch.distributed.device_mesh import init_device_mesh
     from torch.distributed.fsdp import fully_shard
 
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.set_num_threads(1)
     LlamaRMSNorm.forward = rms_norm_in_input_dtype  # float64 throughout (see that test)
-    dist.init_process_group("gloo", rank=rank, world_size=WORLD)
+    store = f"file://{Path(out, 'store')}"  # rendezvous through a file: no port to pick
+    dist.init_process_group("gloo", init_method=store, rank=rank, world_size=WORLD)
     try:
         tokenizer = build_char_tokenizer(TinyModelConfig().alphabet)
         batch = ragged_batch(tokenizer.pad_token_id)
@@ -62,15 +60,9 @@ def worker(rank: int, port: int, out: str) -> None:
         dist.destroy_process_group()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.skipif(not dist.is_available(), reason="torch.distributed is not built here")
 def test_fsdp2_sharded_model_gives_the_unsharded_results(tmp_path):
-    mp.spawn(worker, args=(_free_port(), str(tmp_path)), nprocs=WORLD, join=True)
+    mp.spawn(worker, args=(str(tmp_path),), nprocs=WORLD, join=True)
     for rank in range(WORLD):
         result = json.loads((tmp_path / f"{rank}.json").read_text())
         assert result["class"] == "FSDPLlamaForCausalLM"
