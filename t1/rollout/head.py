@@ -153,6 +153,7 @@ class _ChunkedHead(torch.autograd.Function):
                 gz = gz.mul_(q).neg_()
             else:  # -q g
                 gz = q.mul_(-g)
+            del q  # (c, V) freed before the casts and products below
             gz.scatter_add_(1, targets[rows, None], g).div_(T)  # + g onehot(y), then d/dlogits
             gz = gz.to(weight.dtype)
             if need_h:
