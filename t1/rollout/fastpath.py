@@ -1,8 +1,8 @@
 """Lean passes for Llama/Qwen2 models: transformers' maths without its per-call machinery.
 
 Three of them: the sampler's decode step (`decode_step`), the packed pass over many tokens
-per row that serves the learner's responses (`packed_response_logits`) and prompts and the
-sampler's prefill (`prefill_logits`).
+per row that serves the learner's responses (`packed_response_hidden`) and prompts
+(`prefill_hidden`) and the sampler's prefill (`prefill_logits`).
 
 The decode step: one new token per row, given the KV cache of everything before it:
 
@@ -36,15 +36,17 @@ forward in the same engine) and benchmarks/README.md.
 The packed pass. The learner runs, with autograd, each distinct prompt once and then the
 response tokens y_0 .. y_{R-2} of every row over its prompt's KV cache (`t1.rollout.logprobs`).
 Rows end at different lengths, so a dense (b, R - 1) pass spends a share of its work on padding
-(a fifth of the positions in a typical RL batch of 32 new tokens). `packed_response_logits` runs
+(a fifth of the positions in a typical RL batch of 32 new tokens). `packed_response_hidden` runs
 only the positions whose next token is a response token: every per-token op (norms, projections,
-rope, MLP, LM head) on the (N, hidden) packed rows; the attention alone on the padded
+rope, MLP) on the (N, hidden) packed rows, whose final hidden states go to the learner's chunked
+output head (`t1.rollout.head`); the attention alone on the padded
 (b, Hq, R - 1, D) layout, scattered in and gathered out per layer (on CPU in float32 as two
 batched matmuls, (b·Hk, G·T, D) @ (b·Hk, D, S), cheaper forward and backward than SDPA's flash
 kernel at these sizes). Same maths, padding-invariant as the model's forward is;
 the fused projections concatenate the weights inside the graph each call, so the gradient
-reaches the parameters. `prefill_logits` is the same pass over left-padded prompts with an
-empty cache, for the learner's prompt pass and the sampler's prefill. Figures:
+reaches the parameters. `prefill_hidden` is the same pass over left-padded prompts with an
+empty cache, for the learner's prompt pass and (through the head, `prefill_logits`) the
+sampler's prefill. Figures:
 `benchmarks/learner.py` (packed against dense) and benchmarks/README.md.
 """
 
@@ -73,7 +75,7 @@ def supports_fast_decode(model: Any) -> bool:
 
 
 def supports_packed_learner(model: Any) -> bool:
-    """Whether `packed_response_logits` reproduces `model`'s forward, in train mode included."""
+    """Whether `packed_response_hidden` reproduces `model`'s forward, in train mode included."""
     if not _plain_model(model):
         return False
     dropout = getattr(model.config, "attention_dropout", 0.0) or 0.0
@@ -290,43 +292,28 @@ def decode_step(
     return plan.model.lm_head(plan.norm(h))  # (B, V)
 
 
-def packed_response_logits(
-    plan: DecodePlan,
-    cache: Any,
-    tokens: torch.Tensor,
-    positions: torch.Tensor,
-    prompt_mask: torch.Tensor,
-    need: torch.Tensor,
-) -> torch.Tensor:
-    """(b, T, V) logits at the `need`ed response positions, 0 elsewhere (module docstring).
-
-    `cache`: each row's prompt KV, P positions; `tokens`, `positions`: (b, T) the response
-    tokens y_0 .. y_{T-1} and their positions; `prompt_mask`: (b, P) 0/1 over the prompt block;
-    `need`: (b, T) bool, the positions whose logits are wanted, a prefix of each row.
-    """
-    b, T = tokens.shape
-    rows, h = _packed_pass(plan, cache, tokens, positions, prompt_mask, need)
-    logits = plan.model.lm_head(h)  # (N, V)
-    V = logits.shape[-1]
-    return logits.new_zeros(b * T, V).index_put((rows,), logits).view(b, T, V)
-
-
 def prefill_logits(
     plan: DecodePlan, cache: Any, tokens: torch.Tensor, positions: torch.Tensor, mask: torch.Tensor
 ) -> torch.Tensor:
-    """(U, V) next-token logits after left-padded (U, L) prompts; fills the empty `cache`.
+    """(U, V) next-token logits after left-padded (U, L) prompts; fills the empty `cache`."""
+    return plan.model.lm_head(prefill_hidden(plan, cache, tokens, positions, mask))
+
+
+def prefill_hidden(
+    plan: DecodePlan, cache: Any, tokens: torch.Tensor, positions: torch.Tensor, mask: torch.Tensor
+) -> torch.Tensor:
+    """(U, hidden) final normed hidden states after left-padded (U, L) prompts; fills `cache`.
 
     The packed pass over the real tokens (`mask` 1); the cache holds zeros at the padding,
     which the decode steps' attention mask hides.
     """
     U, L = tokens.shape
     empty = mask.new_zeros((U, 0))
-    rows, h = _packed_pass(plan, cache, tokens, positions, empty, mask.bool())
-    last = h.new_zeros(U * L, h.shape[-1]).index_put((rows,), h).view(U, L, -1)[:, -1]
-    return plan.model.lm_head(last)  # (U, V)
+    rows, h = packed_response_hidden(plan, cache, tokens, positions, empty, mask.bool())
+    return h.new_zeros(U * L, h.shape[-1]).index_put((rows,), h).view(U, L, -1)[:, -1]
 
 
-def _packed_pass(
+def packed_response_hidden(
     plan: DecodePlan,
     cache: Any,
     tokens: torch.Tensor,
@@ -335,7 +322,13 @@ def _packed_pass(
     need: torch.Tensor,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The `need`ed positions' indices into the flattened (b·T) tokens, (N,), and their final
-    normed hidden states, (N, hidden); appends the T positions' keys and values to `cache`."""
+    normed hidden states, (N, hidden), to which the output head applies (module docstring);
+    appends the T positions' keys and values to `cache`.
+
+    `cache`: each row's prompt KV, P positions; `tokens`, `positions`: (b, T) the response
+    tokens y_0 .. y_{T-1} and their positions; `prompt_mask`: (b, P) 0/1 over the prompt block;
+    `need`: (b, T) bool, the positions whose outputs are wanted, a prefix of each row.
+    """
     (b, T), P = tokens.shape, prompt_mask.shape[1]
     Hq, Hk, D = plan.Hq, plan.Hk, plan.D
     rows = need.reshape(-1).nonzero().squeeze(-1)  # (N,) into the flattened (b·T) positions
