@@ -19,6 +19,7 @@ from t1.config import RLStage
 from t1.errors import ConfigError, T1Error
 from t1.train.rl_state import derive_seed
 from t1.train.rundir import RunDir
+from t1.train.sharding import check_train_config
 
 
 def check_rl_config(cfg: RLStage, world: int = 1, max_positions: int | None = None) -> None:
@@ -27,6 +28,7 @@ def check_rl_config(cfg: RLStage, world: int = 1, max_positions: int | None = No
     from t1.rollout.hf import check_sampling
 
     rl, tr = cfg.rl, cfg.trainer
+    check_train_config(cfg.train, world)
     if rl.k < 2 and rl.advantage == "rloo":
         raise ConfigError(f"rl.k={rl.k}: the leave-one-out baseline needs rl.k >= 2")
     if rl.train_k is not None and not 1 <= rl.train_k <= rl.k:
