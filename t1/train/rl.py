@@ -383,7 +383,7 @@ def run_rl(cfg: RLStage, resume: bool = False) -> int:
             broadcast_parameters_(model, info)
         model = prepare_learner(model, cfg.train, cfg.model.dtype, info)
         with autocast(model):
-            problems = maybe_curate(cfg, model, tokenizer, problems, info.main)
+            problems = maybe_curate(cfg, model, tokenizer, problems, info)
         trainer = RLTrainer(cfg, model, tokenizer, problems, info, eval_problems=eval_problems)
         last = trainer.train(resume)
         if info.main and not trainer.stopped:

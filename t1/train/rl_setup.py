@@ -15,6 +15,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import torch.distributed as dist
+
 from t1.config import RLStage
 from t1.errors import ConfigError, T1Error
 from t1.train.rl_state import derive_seed
@@ -154,8 +156,13 @@ def load_rl_problems(cfg: RLStage, main: bool = True) -> tuple[list, list]:
     return train, held
 
 
-def maybe_curate(cfg: RLStage, model: Any, tokenizer: Any, problems: list, main: bool) -> list:
-    """Apply `rl.curate` once per run; the kept prompts are saved so a resume reuses them."""
+def maybe_curate(cfg: RLStage, model: Any, tokenizer: Any, problems: list, info: Any) -> list:
+    """Apply `rl.curate` once per run; the kept prompts are saved so a resume reuses them.
+
+    Every rank curates (a sharded model's generation needs them all); with several ranks,
+    all then train on rank 0's list, read back from the run directory (a shared file system),
+    so ranks whose sampling differed (GPU kernels) cannot disagree.
+    """
     if not cfg.rl.curate.enabled:
         return problems
     from t1.data.problems import load_problems, write_problems
@@ -172,8 +179,11 @@ def maybe_curate(cfg: RLStage, model: Any, tokenizer: Any, problems: list, main:
     kept, report = curate_prompts(
         engine, tokenizer, problems, cfg.rl.curate, sampling, cfg.reward, cfg.data
     )
-    if main:
+    if info.main:
         print(f"t1 rl: {report.summary()}")
         RunDir(cfg.trainer.out).write_json("curation.json", report.__dict__)
         write_problems(path, kept)
+    if info.world > 1:
+        dist.barrier()
+        kept = load_problems(path)
     return kept
