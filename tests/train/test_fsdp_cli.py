@@ -65,3 +65,31 @@ def test_sigkill_in_a_sharded_save_then_resume_on_two_equals_an_uninterrupted_ru
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), part
     assert not list((run / "checkpoints").glob(".step-*"))  # the torn folder was cleaned up
     assert (run / "curated.jsonl").read_text() == (ref / "curated.jsonl").read_text()
+
+
+@pytest.mark.slow
+def test_t1_sft_under_torchrun_takes_the_one_process_steps(tmp_path):
+    """`torchrun -m t1 sft` on 2 processes against `t1 sft` on one: the same final weights
+    within test_fsdp.py's parameter tolerance (Adam with eps = 1, |g| <= the logged norm)."""
+    import json
+
+    from safetensors.torch import load_file
+    from test_fsdp import EPS, GRAD_RTOL
+    from test_sft import TINY, make_traces
+
+    traces = tmp_path / "traces.jsonl"
+    traces.write_text("".join(json.dumps(t) + "\n" for t in make_traces(40)))
+    lr = 0.01
+    args = [*TINY, f"data.train={traces}", "trainer.steps=3", f"optim.eps={EPS}", f"optim.lr={lr}"]
+    one, two = tmp_path / "one", tmp_path / "two"
+    run_child([sys.executable, "-m", "t1", "sft", *args, f"trainer.out={one}"])
+    run_child(torchrun(2, "-m", "t1", "sft", *args, f"trainer.out={two}"))
+    a, b = (load_file(str(x / "final" / "model.safetensors")) for x in (one, two))
+    g = 2 * max(r["grad_norm"] for r in read_jsonl(one / "metrics.jsonl"))
+    atol = 3 * 2 * 1.1 * lr / EPS * GRAD_RTOL * g + 3 * 2.0**-23  # ulp(|θ| < 2) = 2^-23
+    assert a.keys() == b.keys() and a
+    for k in a:
+        torch.testing.assert_close(b[k], a[k], rtol=0, atol=atol, msg=k)
+    rows_one, rows_two = read_jsonl(one / "metrics.jsonl"), read_jsonl(two / "metrics.jsonl")
+    for x, y in zip(rows_one, rows_two, strict=True):
+        assert y["loss"] == pytest.approx(x["loss"], rel=GRAD_RTOL)
