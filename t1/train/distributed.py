@@ -13,11 +13,16 @@ tensors, so values computed on CPU are moved there and back.
 
 from __future__ import annotations
 
+import datetime
 import os
 from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
+
+# how long a rank waits in a collective for the others: rank 0 alone runs the held-out
+# evaluation while the rest wait at the next one (nccl's default is 10 minutes)
+COLLECTIVE_TIMEOUT = datetime.timedelta(minutes=60)
 
 
 @dataclass
@@ -55,7 +60,7 @@ def init_distributed(device: str = "auto", group_of_one: bool = False) -> DistIn
         if world == 1:  # no torchrun rendezvous: an in-process store is enough for one rank
             dist.init_process_group(backend, store=dist.HashStore(), rank=0, world_size=1)
         else:
-            dist.init_process_group(backend=backend)
+            dist.init_process_group(backend=backend, timeout=COLLECTIVE_TIMEOUT)
     return DistInfo(
         rank=dist.get_rank(),
         world=dist.get_world_size(),

@@ -194,14 +194,15 @@ def eval_loss(
     n = loss_tokens(examples)
     mine = examples[info.rank :: info.world]
     starts = range(0, len(mine), micro_batch_size)
+    # agreed before any pass: a collective must not meet another rank's forward
+    empty = max_count(len(starts), info) - len(starts) if sharded else 0
     total = torch.zeros((), dtype=torch.float64)
     with autocast(model):
         for start in starts:
             chunk = mine[start : start + micro_batch_size]
             total += batch_loss(model, collate(chunk, pack, max_len, pad_id), n).item()
-        if sharded:
-            for _ in range(max_count(len(starts), info) - len(starts)):
-                _empty_loss(model)
+        for _ in range(empty):
+            _empty_loss(model)
     settle(model)  # a sharded root stays gathered after a forward without backward
     model.train(was_training)
     return float(all_sum(total, info))
@@ -225,18 +226,19 @@ def train_step(
     """
     info = info or DistInfo()
     optimizer.zero_grad(set_to_none=True)
+    # agreed before any pass: a collective must not meet another rank's forward
+    empty = max_count(len(micro), info) - len(micro) if sharded else 0
     total = torch.zeros(())
     for batch in micro:
         with autocast(model):
             loss = batch_loss(model, batch, normaliser)
         loss.backward()
         total += loss.detach().cpu()
-    if sharded:
-        for _ in range(max_count(len(micro), info) - len(micro)):
-            with autocast(model):
-                loss = _empty_loss(model)
-            loss.backward()
-    else:
+    for _ in range(empty):
+        with autocast(model):
+            loss = _empty_loss(model)
+        loss.backward()
+    if not sharded:
         sum_gradients_(model, info)
     params = [p for g in optimizer.param_groups for p in g["params"]]
     norm_v = clip_grad_norm(params, grad_clip)

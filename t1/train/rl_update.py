@@ -187,6 +187,8 @@ def accumulate_gradients(
     run = contributing_rows(adv, mask, spec)
     micro = [run[s : s + spec.micro_batch_size] for s in range(0, len(run), spec.micro_batch_size)]
     micro = [(rows, mb) for rows in micro if (mb := slice_batch(batch, rows)).response_mask.numel()]
+    # agreed before any pass: a collective must not meet another rank's forward
+    empty = max_count(len(micro), info) - len(micro) if spec.sharded else 0
     for rows, mb in micro:
         m = mb.response_mask.to(device)
         width = m.shape[1]
@@ -215,9 +217,8 @@ def accumulate_gradients(
         sums["pg_loss"] += float(pg.detach()) * w
         sums["clip_frac"] += float(diag["clip_frac"]) * tok_share
         sums["ratio_max"] = max(sums["ratio_max"], float(diag["ratio_max"]))
-    if spec.sharded:
-        for _ in range(max_count(len(micro), info) - len(micro)):
-            _empty_pass(model, spec)
+    for _ in range(empty):
+        _empty_pass(model, spec)
     # the sums above are this rank's shares of global means: add the other ranks' shares
     keys = ["loss", "pg_loss", "entropy", "clip_frac"]
     reduced = all_sum(torch.tensor([sums[k] for k in keys], dtype=torch.float64), info)

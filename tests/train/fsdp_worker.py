@@ -167,18 +167,43 @@ def copy_run(source: str, step: int, target: str, info: DistInfo) -> None:
         dist.barrier()
 
 
+def count_empty_passes() -> list[int]:
+    """Count the zero-loss passes ranks with fewer micro-batches run (RL and SFT)."""
+    import t1.train.packing as packing
+    import t1.train.rl_update as rl_update
+
+    count = [0]
+
+    def counting(real: Any) -> Any:
+        def run(*args: Any, **kwargs: Any) -> Any:
+            count[0] += 1
+            return real(*args, **kwargs)
+
+        return run
+
+    rl_update._empty_pass = counting(rl_update._empty_pass)
+    packing._empty_loss = counting(packing._empty_loss)
+    return count
+
+
 def main(jobs_path: str) -> None:
+    from t1.train.distributed import all_sum
+
     torch.set_num_threads(1)
     info = init_distributed("cpu")
+    empty = count_empty_passes()
     for job in json.loads(Path(jobs_path).read_text()):
         if "copy" in job:
             copy_run(*job["copy"], job["run"], info)
+        empty[0] = 0
         tensors = {"rl": run_rl, "sft": run_sft, "head": run_head}[job["kind"]](job, info)
+        passes = int(all_sum(torch.tensor(empty[0]), info))  # over all ranks
         if info.main:
             save_file({k: v.contiguous() for k, v in tensors.items()}, job["out"] + ".safetensors")
             metrics = Path(job["run"]) / "metrics.jsonl"
             rows = read_jsonl(metrics) if metrics.exists() else []
-            Path(job["out"] + ".json").write_text(json.dumps({"rows": rows, "world": info.world}))
+            log = {"rows": rows, "world": info.world, "empty_passes": passes}
+            Path(job["out"] + ".json").write_text(json.dumps(log))
     close_distributed()
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -43,13 +44,23 @@ def torchrun(n: int, *args: str) -> list[str]:
     ]
 
 
-def run_child(args: list[str], env: dict[str, str] | None = None, timeout: float = 600) -> str:
-    """Run a child process; on failure, fail with the end of what it printed."""
-    done = subprocess.run(
-        args, env=env or child_env(), timeout=timeout, capture_output=True, text=True
+def run_child(args: list[str], env: dict[str, str] | None = None, timeout: float = 400) -> str:
+    """Run a child process; on failure, fail with the end of what it printed. A child still
+    running after `timeout` seconds (a collective that hangs) is killed with all it started."""
+    proc = subprocess.Popen(
+        args,
+        env=env or child_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
     )
-    if done.returncode != 0:
-        pytest.fail(
-            f"{args[3:6]} exited {done.returncode}:\n{done.stdout[-3000:]}\n{done.stderr[-6000:]}"
-        )
-    return done.stdout
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        pytest.fail(f"{args[3:6]} still running after {timeout} s:\n{out[-3000:]}\n{err[-6000:]}")
+    if proc.returncode != 0:
+        pytest.fail(f"{args[3:6]} exited {proc.returncode}:\n{out[-3000:]}\n{err[-6000:]}")
+    return out

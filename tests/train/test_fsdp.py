@@ -51,7 +51,13 @@ RL = [
     "rl.old_logp=learner",
     f"optim.eps={EPS}",
 ]
+# 5 sequences a step, one a micro-batch: rank 0 runs 3 passes, rank 1 two and an empty one
 SFT = ["trainer.steps=3", "trainer.save_every=0", f"optim.eps={EPS}"]
+SFT += ["sft.batch_size=5", "sft.micro_batch_size=1"]
+# no entropy bonus, no KL, K = 2: a group of two equal rewards has advantage 0 and is skipped,
+# so the ranks' micro-batch counts differ and the rank with fewer runs empty passes (FSDP2's
+# collectives stay in step)
+UNEVEN = [*RL, "rl.k=2", "rl.beta=0.0", "rl.entropy_coef=0.0", "rl.micro_batch_size=1"]
 # bf16 compute, float32 masters, the issue's learning rate, AdamW's default eps, one EMA update
 BF16 = [
     "trainer.steps=1",
@@ -83,6 +89,7 @@ def _jobs(w: Path) -> list[dict]:
         job("head", "head", []),
         job("options", "rl", [*RL, *OPTIONS]),
         job("replicated", "rl", [*RL, "train.fsdp=false"]),
+        job("uneven", "rl", UNEVEN),
         job("hf", "rl", ["trainer.steps=2", "trainer.eval_every=1"], hf_engine=True),
     ]
 
@@ -132,14 +139,21 @@ def assert_params_close(a: dict, b: dict, atol: float) -> None:
         torch.testing.assert_close(b[k], a[k], rtol=0, atol=atol, msg=k)
 
 
+def assert_same_steps(ref: dict, got: dict, anchor: bool = True) -> None:
+    """First-step gradients and the parameters (and anchor) after the run, within the module
+    docstring's tolerances."""
+    assert_grads_close(part(ref, "grad."), part(got, "grad."))
+    atol = param_atol(part(ref, "grad."), part(ref, "model."))
+    assert_params_close(part(ref, "model."), part(got, "model."), atol)
+    if anchor:
+        assert_params_close(part(ref, "anchor."), part(got, "anchor."), atol)  # EMA of those
+
+
 def test_rl_two_processes_equal_one(two, tmp_path):
     got, log = results(two, "rl")
     ref = one_process(tmp_path, "rl", RL)
     assert log["world"] == 2
-    assert_grads_close(part(ref, "grad."), part(got, "grad."))
-    atol = param_atol(part(ref, "grad."), part(ref, "model."))
-    assert_params_close(part(ref, "model."), part(got, "model."), atol)
-    assert_params_close(part(ref, "anchor."), part(got, "anchor."), atol)  # EMA of the same
+    assert_same_steps(ref, got)
     rows = fsdp_worker.read_jsonl(tmp_path / "rl" / "metrics.jsonl")
     assert [r["step"] for r in log["rows"]] == [r["step"] for r in rows] == [1, 2, 3]
     for mine, theirs in zip(rows, log["rows"]):
@@ -149,13 +163,16 @@ def test_rl_two_processes_equal_one(two, tmp_path):
     assert rows[1]["kl"] != 0.0  # the anchor moved after step 1: the KL term acts
 
 
-def test_replicated_two_processes_equal_one(two, tmp_path):
-    """`train.fsdp=false`: each rank holds the model, gradients summed by all-reduce."""
-    got, _ = results(two, "replicated")
-    ref = one_process(tmp_path, "rl", RL)
-    assert_grads_close(part(ref, "grad."), part(got, "grad."))
-    atol = param_atol(part(ref, "grad."), part(ref, "model."))
-    assert_params_close(part(ref, "model."), part(got, "model."), atol)
+@pytest.mark.parametrize(
+    ("name", "overrides"),
+    [("replicated", [*RL, "train.fsdp=false"]), ("uneven", UNEVEN)],
+    ids=["replicated: fsdp=false, all-reduce", "uneven micro-batch counts"],
+)
+def test_two_processes_equal_one_without_fsdp_or_with_uneven_ranks(two, tmp_path, name, overrides):
+    got, log = results(two, name)
+    assert_same_steps(one_process(tmp_path, "rl", overrides), got)
+    if name == "uneven":
+        assert log["empty_passes"] > 0
 
 
 def test_checkpointing_and_offload_change_nothing(two):
@@ -168,10 +185,8 @@ def test_checkpointing_and_offload_change_nothing(two):
 
 def test_sft_two_processes_equal_one(two, tmp_path):
     got, log = results(two, "sft")
-    ref = one_process(tmp_path, "sft", SFT)
-    assert_grads_close(part(ref, "grad."), part(got, "grad."))
-    atol = param_atol(part(ref, "grad."), part(ref, "model."))
-    assert_params_close(part(ref, "model."), part(got, "model."), atol)
+    assert_same_steps(one_process(tmp_path, "sft", SFT), got, anchor=False)
+    assert log["empty_passes"] == 3  # rank 1, once a step
     rows = fsdp_worker.read_jsonl(tmp_path / "sft" / "metrics.jsonl")
     for mine, theirs in zip(rows, log["rows"], strict=True):
         assert theirs["loss"] == pytest.approx(mine["loss"], rel=GRAD_RTOL)
