@@ -26,6 +26,7 @@ import json
 import os
 import random
 import shutil
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -199,8 +200,15 @@ def load_state(ckpt: str | Path) -> dict[str, Any]:
 
 
 def load_rng(ckpt: str | Path, info: DistInfo) -> None:
-    """This rank's saved RNG states (with another world size: rank R takes rank R mod N's)."""
+    """This rank's saved RNG states (with another world size: rank R takes rank R mod N's, and
+    rank 0 says that the run goes on as one of this size, not bitwise as the saved one)."""
     files = sorted((Path(ckpt) / RNG).glob("rank-*.json"))
+    if files and len(files) != info.world and info.main:
+        print(
+            f"t1: {ckpt} was written by {len(files)} processes and resumes on {info.world}: "
+            "weights and optimizer states are resharded; the data split over ranks changes",
+            file=sys.stderr,
+        )
     if not files:
         raise T1Error(f"{ckpt}: no RNG states ({RNG}/rank-*.json)")
     set_rng_state(json.loads(files[info.rank % len(files)].read_text(encoding="utf-8")))

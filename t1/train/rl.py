@@ -65,6 +65,10 @@ class RLTrainer:
     Reliability (issue 12): exact resume (t1.train.rl_state); SIGINT/SIGTERM stop after the step
     with a checkpoint; NaN/inf steps are skipped, counted and, `trainer.max_bad_steps` in a row,
     fatal; a non-finite reward is a verifier failure; a failed save leaves the last one intact.
+
+    Scale (t1.train.sharding): the model given becomes the float32-master learner, sharded with
+    FSDP2 under torchrun like the anchor; every rank then calls `train`, `save`, `resume` and
+    `evaluate` together (they run collectives), each on its share of the prompts.
     """
 
     def __init__(
