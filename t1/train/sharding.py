@@ -116,9 +116,12 @@ def shard_model(
 ) -> torch.nn.Module:
     """FSDP2 over `model`, per decoder layer then the root (module docstring); in place.
 
-    `trainable=False` (an anchor): every group, the root too, reshards after its forward, so
-    weights changed between forwards (the EMA) are gathered afresh. `offload`: CPU offload
-    (default `train.cpu_offload`).
+    The root's gathered weights (embeddings, final norm, output head) stay after its forward,
+    until backward or `t1.models.sharded.settle`, so a learner may apply the head to the
+    decoder's hidden states after the model's own call; code that changes the shards without
+    an optimiser step (the EMA anchor) reshards first (`local_shards` does). `trainable=False`
+    (an anchor): no activation checkpointing. `offload`: CPU offload (default
+    `train.cpu_offload`).
     """
     if is_sharded(model):
         return model
@@ -142,8 +145,8 @@ def shard_model(
         fsdp_fully_shard(layer, reshard_after_forward=True, **kwargs)
         setattr(layer, RESHARD_FLAG, True)
     _cast_plain_(model, master)
-    fsdp_fully_shard(model, reshard_after_forward=not trainable, **kwargs)
-    setattr(model, RESHARD_FLAG, not trainable)
+    fsdp_fully_shard(model, reshard_after_forward=False, **kwargs)
+    setattr(model, RESHARD_FLAG, False)
     for m in fsdp_modules(model):
         # a sum, not FSDP2's default mean: the loss already divides by the global batch
         m.set_gradient_divide_factor(1.0)
