@@ -68,6 +68,13 @@ def master_dtype(train_cfg: Any, compute: str) -> torch.dtype:
 
 
 def warn_pure_low_precision(train_cfg: Any, compute: str) -> None:
+    if compute == "float16":
+        warnings.warn(
+            "model.dtype=float16: gradients are not loss-scaled, so small ones underflow to 0; "
+            "bfloat16 (float32's exponent range) is the compute dtype t1 is tested with",
+            UserWarning,
+            stacklevel=3,
+        )
     if train_cfg.pure_low_precision and compute != "float32":
         warnings.warn(
             f"train.pure_low_precision: weights and AdamW states are kept in {compute}; an "
