@@ -49,6 +49,8 @@ class ModelConfig:
     path: str = "tiny"
     # name of the GGUF file inside `path` when `path` is a folder holding one
     gguf_file: str | None = None
+    # the dtype the model computes in; training keeps float32 master weights and AdamW states
+    # whatever this says (train.pure_low_precision keeps them in this dtype instead)
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     # "auto" picks cuda when available, else cpu
     device: str = "auto"
@@ -191,6 +193,28 @@ class TrainerConfig:
     report_to: list[Literal["tensorboard", "wandb"]] = field(
         default_factory=lambda: ["tensorboard"]
     )
+
+
+@dataclass
+class TrainConfig:
+    # shard the learner (policy, EMA anchor, SFT model) with FSDP2 per decoder layer: "auto" does
+    # when torchrun starts more than one process, true also in one process (for cpu_offload),
+    # false never (then each of N processes holds the whole model and gradients are summed)
+    fsdp: bool | Literal["auto"] = "auto"
+    # dtype of the gradient reduction over processes (FSDP2's reduce-scatter)
+    reduce_dtype: Literal["float32", "bfloat16"] = "float32"
+    # weights and AdamW states in model.dtype instead of float32 masters with model.dtype as the
+    # compute dtype: half the memory, but in bfloat16 updates smaller than the weights' rounding
+    # step (lr 5e-7 on weights ~0.02) are lost; warns
+    pure_low_precision: bool = False
+    # recompute each decoder layer's activations in backward instead of keeping them
+    activation_checkpointing: bool = False
+    # FSDP2 CPU offload: sharded weights, gradients and AdamW states in CPU memory, the optimiser
+    # step on CPU (needs FSDP: train.fsdp true, or auto under torchrun)
+    cpu_offload: bool = False
+    # keep the EMA anchor's shards in CPU memory; its forward gathers them a layer at a time
+    # (needs FSDP)
+    anchor_on_cpu: bool = False
 
 
 # ----------------------------------------------------------------------------------------------
@@ -394,6 +418,7 @@ class SFTStage:
     sft: SFTConfig = field(default_factory=SFTConfig)
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=1e-3, warmup_steps=10))
     trainer: TrainerConfig = field(default_factory=lambda: TrainerConfig(out="runs/sft"))
+    train: TrainConfig = field(default_factory=TrainConfig)
 
 
 @dataclass
@@ -407,6 +432,7 @@ class RLStage:
     optim: OptimConfig = field(default_factory=OptimConfig)
     trainer: TrainerConfig = field(default_factory=lambda: TrainerConfig(out="runs/rl"))
     eval: EvalConfig = field(default_factory=EvalConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
 
 
 @dataclass

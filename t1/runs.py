@@ -21,8 +21,8 @@ from t1.config import save_config
 
 # a checkpoint folder is complete when this marker exists (written last, see t1.train.checkpoint)
 MARKER = "COMPLETE"
-# the trainer state inside a checkpoint folder
-STATE = "trainer_state.pt"
+# the trainer state inside a checkpoint folder (JSON: counters, scheduler, data position)
+STATE = "trainer_state.json"
 
 
 def seed_everything(seed: int) -> None:

@@ -5,7 +5,8 @@
     "tiny"                      a fresh random model built from `cfg.tiny` (char tokenizer)
     file.gguf                   a GGUF file, dequantised by transformers (the `gguf` package)
     folder + cfg.gguf_file      the named GGUF file inside a folder
-    folder with config.json     an HF `save_pretrained` folder (a checkpoint `step-N/` is one)
+    folder with config.json     an HF `save_pretrained` folder, or a training checkpoint
+                                `step-N/` (its config; weights sharded in `model/`)
     run directory               the newer of its `final/` folder and its latest complete checkpoint
     folder with one .gguf file  that file
     owner/name (not on disk)    a hub id, downloaded by transformers where a network exists
@@ -131,13 +132,16 @@ def _gguf_cache_dir(gguf_path: Path, dtype: str) -> Path:
 
 def _load_hf(source: str, gguf_file: str | None, dtype: torch.dtype) -> tuple[Any, Any]:
     """Model and tokenizer from an HF folder, hub id or GGUF; T1Error on any failure."""
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoConfig, AutoModelForCausalLM
 
     kwargs = {"gguf_file": gguf_file} if gguf_file else {}
     try:
         config = AutoConfig.from_pretrained(source, **kwargs)
     except (OSError, ValueError) as e:
         raise T1Error(f"cannot read the model config of {source}: {_first_line(e)}") from None
+    if not gguf_file and is_t1_checkpoint(source):
+        model = _load_t1_checkpoint(source, config, dtype)
+        return model, _load_tokenizer(source, kwargs)
     model_kwargs = dict(kwargs)
     if gguf_file:
         from transformers import GgufConfig
@@ -157,13 +161,41 @@ def _load_hf(source: str, gguf_file: str | None, dtype: torch.dtype) -> tuple[An
         raise T1Error(f"cannot load the model {source}: {_first_line(e)}") from None
     except OSError as e:
         raise T1Error(f"cannot load the model {source}: {_first_line(e)}") from None
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
-    except (OSError, ValueError) as e:
-        raise T1Error(f"cannot load the tokenizer of {source}: {_first_line(e)}") from None
+    tokenizer = _load_tokenizer(source, kwargs)
     if gguf_file:
         _detach_gguf_quantizer(model)
     return model, tokenizer
+
+
+def _load_tokenizer(source: str, kwargs: dict[str, Any]) -> Any:
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(source, **kwargs)
+    except (OSError, ValueError) as e:
+        raise T1Error(f"cannot load the tokenizer of {source}: {_first_line(e)}") from None
+
+
+def is_t1_checkpoint(source: str) -> bool:
+    """A training checkpoint `step-N/`: config.json, its weights sharded in `model/`."""
+    p = Path(source)
+    return (p / "model").is_dir() and not any(p.glob("*.safetensors*"))
+
+
+def _load_t1_checkpoint(source: str, config: Any, dtype: torch.dtype) -> Any:
+    """The model of a training checkpoint: built from its config, then the saved weights
+    (float32 masters, sharded over any number of files) read into it in `dtype`."""
+    from transformers import AutoModelForCausalLM
+
+    # lazy: torch.distributed.checkpoint is only needed for checkpoint folders
+    from t1.models.dcp import load_model_tensors
+
+    try:
+        model = AutoModelForCausalLM.from_config(config, dtype=dtype)
+        load_model_tensors(model, Path(source) / "model")
+    except (OSError, ValueError, RuntimeError) as e:
+        raise T1Error(f"cannot load the checkpoint {source}: {_first_line(e)}") from None
+    return model
 
 
 def _detach_gguf_quantizer(model: Any) -> None:

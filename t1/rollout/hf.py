@@ -13,6 +13,11 @@ len(prompts) * n `Rollout`s grouped by prompt (prompt 0's n samples, then prompt
   reproduces its rollouts on resume.
 - The engine shares the learner's module (no copy): `update_weights(model)` only rebinds it.
   Generation runs under `torch.no_grad()` in eval mode and restores the previous mode after.
+- A learner sharded with FSDP2 is gathered whole for each `generate` call
+  (`t1.models.sharded.full_weights`: one all-gather per layer, in the compute dtype, freed
+  after), so the decode steps run no collective and ranks may generate different prompts of
+  different lengths; every rank of the mesh must call `generate` (the gather is collective).
+  The lean decode path does not apply to sharded models (their class is renamed).
 
 Why it is faster than `model.generate` on small CPU models (measured: benchmarks/rollout.py):
 the KV cache grows in place (`t1.rollout.cache`) instead of being re-concatenated every step,
@@ -35,6 +40,7 @@ from typing import Any
 import torch
 
 from t1.errors import T1Error
+from t1.models.sharded import full_weights
 from t1.rollout.base import Rollout, SamplingParams
 from t1.rollout.cache import cache_kwargs, make_cache, supports_logits_to_keep
 from t1.rollout.fastpath import DecodePlan, decode_step, prefill_logits, supports_fast_decode
@@ -166,7 +172,11 @@ class HFEngine:
         was_training = self.model.training
         self.model.eval()
         try:
-            with torch.no_grad(), cpu_threads(self.model, device, self.num_threads):
+            with (
+                torch.no_grad(),
+                full_weights(self.model),
+                cpu_threads(self.model, device, self.num_threads),
+            ):
                 for s in range(0, len(order), self.batch_size):
                     chunk = order[s : s + self.batch_size]
                     srcs = [rows[r][0] for r in chunk]

@@ -330,6 +330,11 @@ def _logprobs_from_head(
     found = shared_prompt_hidden(model, *args) if share else None
     hidden, index = found if found is not None else response_hidden(model, *args)
     weight, bias = output_head(model)
+    if torch.is_autocast_enabled(hidden.device.type) and weight.dtype != hidden.dtype:
+        # float32 masters under autocast: the head computes in the autocast dtype, as the
+        # model's own lm_head would; the cast is in the graph, so the masters get the gradient
+        weight = weight.to(hidden.dtype)
+        bias = bias.to(hidden.dtype) if bias is not None else None
     targets = mb.response_ids.reshape(-1)[index]
     logp, ent = head_logprobs(hidden, weight, bias, targets, temperature, with_entropy)
 

@@ -50,6 +50,7 @@ import torch
 import torch.distributed as dist
 
 from t1.errors import T1Error
+from t1.models.sharded import compute_dtype
 from t1.rollout.base import Rollout, SamplingParams
 from t1.rollout.groups import check_engine_groups
 from t1.rollout.hf import encode_prompts
@@ -178,7 +179,8 @@ class VLLMEngine:
         launcher_env()
         self.cfg, self.tokenizer, self.model = rollout_cfg, tokenizer, model
         self.batch_size = rollout_cfg.batch_size
-        self.dtype = next(model.parameters()).dtype
+        # the learner's compute dtype (`model.dtype`), not its float32 masters
+        self.dtype = compute_dtype(model)
         self._folder = tempfile.TemporaryDirectory(prefix="t1-vllm-")
         _write_model_folder(model, tokenizer, self._folder.name)
         self.llm = vllm.LLM(

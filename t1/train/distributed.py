@@ -3,16 +3,26 @@
 Each rank samples its share of the prompts and computes its share of the loss, normalised by
 the *global* token (or sequence) count; gradients are then summed over ranks, so every rank
 holds exactly the gradient of the global-batch loss. That makes an N-process update equal the
-1-process update on the same global batch (a test checks it), whatever the ranks' token counts.
+1-process update on the same global batch (tests check it), whatever the ranks' token counts.
+With FSDP2 (`t1.train.sharding`) the sum is FSDP2's own reduce-scatter; without it,
+`sum_gradients_` all-reduces each gradient.
+
+Every collective here runs on the process group's device (`DistInfo.device`): nccl rejects CPU
+tensors, so values computed on CPU are moved there and back.
 """
 
 from __future__ import annotations
 
+import datetime
 import os
 from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
+
+# how long a rank waits in a collective for the others: rank 0 alone runs the held-out
+# evaluation while the rest wait at the next one (nccl's default is 10 minutes)
+COLLECTIVE_TIMEOUT = datetime.timedelta(minutes=60)
 
 
 @dataclass
@@ -26,23 +36,36 @@ class DistInfo:
     def main(self) -> bool:
         return self.rank == 0
 
+    @property
+    def grouped(self) -> bool:
+        """Whether collectives run (a process group exists, even of one process)."""
+        return self.world > 1 or (dist.is_available() and dist.is_initialized())
 
-def init_distributed(device: str = "auto") -> DistInfo:
-    """Join the process group that `torchrun` describes in the environment (or run alone)."""
+
+def init_distributed(device: str = "auto", group_of_one: bool = False) -> DistInfo:
+    """Join the process group that `torchrun` describes in the environment (or run alone).
+
+    `group_of_one`: alone, still form a process group of one (FSDP2 needs one; `train.fsdp=on`).
+    """
     world = int(os.environ.get("WORLD_SIZE", "1"))
     use_cuda = torch.cuda.is_available() and device in ("auto", "cuda")
-    if world == 1:
-        return DistInfo(device=torch.device("cuda" if use_cuda else "cpu"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    dev = torch.device(f"cuda:{local_rank}" if use_cuda else "cpu")
+    if world == 1 and not group_of_one:
+        return DistInfo(device=torch.device("cuda" if use_cuda else "cpu"))
     if use_cuda:
         torch.cuda.set_device(local_rank)
     if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if use_cuda else "gloo")
+        backend = "nccl" if use_cuda else "gloo"
+        if world == 1:  # no torchrun rendezvous: an in-process store is enough for one rank
+            dist.init_process_group(backend, store=dist.HashStore(), rank=0, world_size=1)
+        else:
+            dist.init_process_group(backend=backend, timeout=COLLECTIVE_TIMEOUT)
     return DistInfo(
         rank=dist.get_rank(),
         world=dist.get_world_size(),
         local_rank=local_rank,
-        device=torch.device(f"cuda:{local_rank}" if use_cuda else "cpu"),
+        device=dev,
     )
 
 
@@ -51,16 +74,36 @@ def close_distributed() -> None:
         dist.destroy_process_group()
 
 
-def all_sum(values: torch.Tensor, info: DistInfo) -> torch.Tensor:
-    """Sum a tensor over ranks (a copy; the input is untouched)."""
-    out = values.detach().clone()
+def _reduce(values: torch.Tensor, info: DistInfo, op: dist.ReduceOp) -> torch.Tensor:
+    out = values.detach().to(info.device, copy=True)
     if info.world > 1:
-        dist.all_reduce(out, op=dist.ReduceOp.SUM)
-    return out
+        dist.all_reduce(out, op=op)
+    return out.to(values.device)
+
+
+def all_sum(values: torch.Tensor, info: DistInfo) -> torch.Tensor:
+    """Sum a tensor over ranks (a copy on the input's device; the input is untouched)."""
+    return _reduce(values, info, dist.ReduceOp.SUM)
+
+
+def all_max(values: torch.Tensor, info: DistInfo) -> torch.Tensor:
+    """Elementwise maximum over ranks (a copy on the input's device)."""
+    return _reduce(values, info, dist.ReduceOp.MAX)
+
+
+def max_count(n: int, info: DistInfo) -> int:
+    """The largest `n` over ranks: how many collective-issuing passes every rank must run."""
+    if info.world == 1:
+        return n
+    return int(all_max(torch.tensor([n], dtype=torch.int64), info).item())
 
 
 def sum_gradients_(model: torch.nn.Module, info: DistInfo) -> None:
-    """In place, every parameter's gradient becomes its sum over ranks (missing grads: zeros)."""
+    """In place, every parameter's gradient becomes its sum over ranks (missing grads: zeros).
+
+    The replicated path (`train.fsdp=off` with several processes); FSDP2 sums in its own
+    reduce-scatter instead.
+    """
     if info.world == 1:
         return
     for p in model.parameters():
@@ -72,9 +115,19 @@ def sum_gradients_(model: torch.nn.Module, info: DistInfo) -> None:
 
 
 def broadcast_parameters_(model: torch.nn.Module, info: DistInfo) -> None:
-    """Start every rank from rank 0's weights."""
+    """Start every rank from rank 0's weights (replicated path; parameters on `info.device`)."""
     if info.world == 1:
         return
     with torch.no_grad():
         for p in model.parameters():
             dist.broadcast(p.data, src=0)
+
+
+def check_same_weights(model: torch.nn.Module, info: DistInfo) -> None:
+    """Raise unless every rank loaded the same weights (before sharding: each rank then keeps
+    its slice of its own copy). Compares per-tensor float64 sums, max against min over ranks."""
+    if info.world == 1:
+        return
+    sums = torch.stack([p.detach().double().sum() for p in model.parameters()])
+    if not torch.equal(all_max(sums, info), -all_max(-sums, info)):
+        raise RuntimeError("the ranks loaded different weights (model.path or model.seed differ)")

@@ -25,6 +25,10 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from t1.models.sharded import settle
+from t1.train.distributed import DistInfo, all_sum, max_count, sum_gradients_
+from t1.train.sharding import autocast, clip_grad_norm
+
 IGNORE = -100
 
 
@@ -164,6 +168,13 @@ def batch_loss(model: Any, batch: Batch, normaliser: int) -> torch.Tensor:
     return masked_token_loss(out.logits, batch.labels.to(device), normaliser)
 
 
+def _empty_loss(model: Any) -> torch.Tensor:
+    """0 x the logits of a two-token row: a forward (and backward) that changes nothing but
+    keeps a sharded model's per-layer collectives in step with the other ranks'."""
+    ids = torch.zeros((1, 2), dtype=torch.long, device=model.device)
+    return model(input_ids=ids, use_cache=False).logits.float().sum() * 0.0
+
+
 @torch.no_grad()
 def eval_loss(
     model: Any,
@@ -172,35 +183,66 @@ def eval_loss(
     max_len: int,
     pad_id: int,
     pack: bool = True,
+    info: DistInfo | None = None,
+    sharded: bool = False,
 ) -> float:
-    """Per-token loss of the held-out traces (same normalisation as training)."""
+    """Per-token loss of the held-out traces (same normalisation as training); with several
+    processes each evaluates every world-th trace and the sums are added."""
+    info = info or DistInfo()
     was_training = model.training
     model.eval()
     n = loss_tokens(examples)
-    total = 0.0
-    for start in range(0, len(examples), micro_batch_size):
-        chunk = examples[start : start + micro_batch_size]
-        total += batch_loss(model, collate(chunk, pack, max_len, pad_id), n).item()
+    mine = examples[info.rank :: info.world]
+    starts = range(0, len(mine), micro_batch_size)
+    # agreed before any pass: a collective must not meet another rank's forward
+    empty = max_count(len(starts), info) - len(starts) if sharded else 0
+    total = torch.zeros((), dtype=torch.float64)
+    with autocast(model):
+        for start in starts:
+            chunk = mine[start : start + micro_batch_size]
+            total += batch_loss(model, collate(chunk, pack, max_len, pad_id), n).item()
+        for _ in range(empty):
+            _empty_loss(model)
+    settle(model)  # a sharded root stays gathered after a forward without backward
     model.train(was_training)
-    return total
+    return float(all_sum(total, info))
 
 
 def train_step(
-    model: Any, optimizer: Any, micro: list[Batch], normaliser: int, grad_clip: float | None
+    model: Any,
+    optimizer: Any,
+    micro: list[Batch],
+    normaliser: int,
+    grad_clip: float | None,
+    info: DistInfo | None = None,
+    sharded: bool = False,
 ) -> tuple[float, float]:
     """Accumulate gradients over the micro-batches and step; skip the update when non-finite.
 
-    Returns (loss, grad norm before clipping); either is NaN/inf when the step was skipped.
+    With several processes, `micro` is this rank's share and `normaliser` the whole step's
+    token count: the gradients are summed over ranks (by FSDP2 when `sharded`, which needs
+    every rank to run as many passes: missing ones are empty). Returns (loss, grad norm
+    before clipping); either is NaN/inf when the step was skipped.
     """
+    info = info or DistInfo()
     optimizer.zero_grad(set_to_none=True)
+    # agreed before any pass: a collective must not meet another rank's forward
+    empty = max_count(len(micro), info) - len(micro) if sharded else 0
     total = torch.zeros(())
     for batch in micro:
-        loss = batch_loss(model, batch, normaliser)
+        with autocast(model):
+            loss = batch_loss(model, batch, normaliser)
         loss.backward()
         total += loss.detach().cpu()
+    for _ in range(empty):
+        with autocast(model):
+            loss = _empty_loss(model)
+        loss.backward()
+    if not sharded:
+        sum_gradients_(model, info)
     params = [p for g in optimizer.param_groups for p in g["params"]]
-    norm = torch.nn.utils.clip_grad_norm_(params, grad_clip or math.inf)
-    loss_v, norm_v = total.item(), norm.item()
+    norm_v = clip_grad_norm(params, grad_clip)
+    loss_v = float(all_sum(total, info))
     if math.isfinite(loss_v) and math.isfinite(norm_v):
         optimizer.step()
     optimizer.zero_grad(set_to_none=True)

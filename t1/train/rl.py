@@ -16,7 +16,7 @@ How this departs from the paper, which published no code:
 
 from __future__ import annotations
 
-import copy
+import dataclasses
 import errno
 import math
 import sys
@@ -27,10 +27,11 @@ import torch
 
 from t1.config import RLStage
 from t1.errors import T1Error
+from t1.models.sharded import full_weights, is_sharded, local_shards, settle
 from t1.progress import Progress
 from t1.runs import RunDir, latest_checkpoint
-from t1.train.checkpoint import load_state, rng_state, set_rng_state
 from t1.train.distributed import DistInfo, all_sum, sum_gradients_
+from t1.train.export import save_final
 from t1.train.rl_logp import behaviour_logprobs
 from t1.train.rl_metrics import (
     Timer,
@@ -44,7 +45,7 @@ from t1.train.rl_setup import check_rl_config, maybe_curate
 from t1.train.rl_state import (
     PromptOrder,
     derive_seed,
-    load_weights,
+    restore_rl_checkpoint,
     save_rl_checkpoint,
 )
 from t1.train.rl_update import (
@@ -52,9 +53,12 @@ from t1.train.rl_update import (
     accumulate_gradients,
     choose_rows,
     compute_advantages,
+    logprobs,
     slice_batch,
+    with_response_column,
 )
 from t1.train.rundir import MetricLogger
+from t1.train.sharding import autocast, clip_grad_norm, make_anchor, prepare_learner
 
 
 class RLTrainer:
@@ -63,6 +67,10 @@ class RLTrainer:
     Reliability (issue 12): exact resume (t1.train.rl_state); SIGINT/SIGTERM stop after the step
     with a checkpoint; NaN/inf steps are skipped, counted and, `trainer.max_bad_steps` in a row,
     fatal; a non-finite reward is a verifier failure; a failed save leaves the last one intact.
+
+    Scale (t1.train.sharding): the model given becomes the float32-master learner, sharded with
+    FSDP2 under torchrun like the anchor; every rank then calls `train`, `save`, `resume` and
+    `evaluate` together (they run collectives), each on its share of the prompts.
     """
 
     def __init__(
@@ -79,17 +87,20 @@ class RLTrainer:
         from t1.rollout import make_engine
         from t1.train.schedule import make_optimizer, make_scheduler
 
-        self.cfg, self.model, self.tokenizer = cfg, model, tokenizer
+        self.cfg, self.tokenizer = cfg, tokenizer
         self.info = info or DistInfo(device=next(model.parameters()).device)
         self.problems, self.eval_problems = problems, eval_problems or []
         max_pos = getattr(model.config, "max_position_embeddings", None)
         check_rl_config(cfg, self.info.world, max_pos)
+        # float32 masters, the compute dtype, FSDP2 (t1.train.sharding); a no-op when done
+        self.model = prepare_learner(model, cfg.train, cfg.model.dtype, self.info)
+        self.sharded = is_sharded(self.model)
         self.prompts = format_prompts(tokenizer, problems, cfg.data)
-        self.engine = engine or make_engine(cfg.rollout, model, tokenizer)
+        self.engine = engine or make_engine(cfg.rollout, self.model, tokenizer)
         self.anchor = None
         if cfg.rl.anchor != "none":
-            self.anchor = copy.deepcopy(model).eval().requires_grad_(False)
-        self.optimizer = make_optimizer(model, cfg.optim)
+            self.anchor = make_anchor(self.model, cfg.train, cfg.model.dtype, self.info)
+        self.optimizer = make_optimizer(self.model, cfg.optim)
         self.total_updates = cfg.trainer.steps * cfg.rl.updates_per_batch
         self.scheduler = make_scheduler(self.optimizer, cfg.optim, self.total_updates)
         self.order = PromptOrder(len(problems), cfg.trainer.seed)
@@ -99,44 +110,15 @@ class RLTrainer:
         self.saved_step = 0
         self.stopped: str | None = None
 
-    # ------------------------------------------------------------------ state
-    def state_dict(self) -> dict[str, Any]:
-        return {
-            "step": self.step,
-            "updates": self.updates,
-            "bad_in_row": self.bad_in_row,
-            "bad_total": self.bad_total,
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
-            "anchor": self.anchor.state_dict() if self.anchor is not None else None,
-            "order": self.order.state_dict(),
-            "rng": rng_state(),
-        }
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.step, self.updates = state["step"], state["updates"]
-        self.bad_in_row, self.bad_total = state["bad_in_row"], state["bad_total"]
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        if self.anchor is not None and state["anchor"] is not None:
-            self.anchor.load_state_dict(state["anchor"])
-        self.order.load_state_dict(state["order"])
-        set_rng_state(state["rng"])
-
     @property
     def ckpt_root(self) -> Path:
         return Path(self.cfg.trainer.out) / "checkpoints"
 
     def save(self) -> Path | None:
-        """Checkpoint this step (once: a step already on disk is not rewritten)."""
+        """Checkpoint this step on every rank (once: a step already on disk is not rewritten)."""
         if self.saved_step == self.step:
             return None
-        path = None
-        if self.info.main:
-            state, keep = self.state_dict(), self.cfg.trainer.keep_last
-            path = save_rl_checkpoint(
-                self.ckpt_root, self.step, self.model, self.tokenizer, state, keep
-            )
+        path = save_rl_checkpoint(self, self.ckpt_root)
         self.saved_step = self.step
         return path
 
@@ -145,8 +127,7 @@ class RLTrainer:
         ckpt = latest_checkpoint(self.ckpt_root)
         if ckpt is None:
             return 0
-        load_weights(self.model, ckpt)
-        self.load_state_dict(load_state(ckpt))
+        restore_rl_checkpoint(self, ckpt)
         self.engine.update_weights(self.model)
         self.saved_step = self.step
         return self.step
@@ -172,7 +153,7 @@ class RLTrainer:
         )
         problems = [self.problems[i] for i in share.prompts]
         seed = derive_seed(cfg.trainer.seed, "rollout", self.step, share.group)
-        with timer("generate"):
+        with timer("generate"), autocast(self.model):
             rollouts = self.engine.generate(
                 [self.prompts[i] for i in share.group_prompts],
                 cfg.rl.k,
@@ -199,7 +180,7 @@ class RLTrainer:
         return problems, rollouts, results
 
     def train_step(self) -> dict[str, Any]:
-        from t1.rollout import collate_rollouts, compute_logprobs
+        from t1.rollout import collate_rollouts
 
         cfg, rl, timer = self.cfg, self.cfg.rl, Timer()
         self.step += 1
@@ -207,14 +188,17 @@ class RLTrainer:
         B, K = len(problems), rl.k
         rewards = torch.tensor([r.score for r in results], dtype=torch.float32).view(B, K)
         batch = collate_rollouts(rollouts, self.tokenizer.pad_token_id)
+        if self.sharded:  # every rank runs a log-prob forward, even with no response token
+            batch = with_response_column(batch)
         mask = batch.response_mask
-        T = cfg.sampling.temperature
-        with timer("logprobs"), torch.no_grad():
-            behaviour = behaviour_logprobs(self.model, rollouts, batch, cfg, self.info)
+        T, mbs, sharded = cfg.sampling.temperature, rl.micro_batch_size, self.sharded
+        with timer("logprobs"), torch.no_grad(), autocast(self.model):
+            behaviour = behaviour_logprobs(self.model, rollouts, batch, cfg, self.info, sharded)
             old_logp = behaviour.old_logp
             seq_kl = None
             if self.anchor is not None:
-                ref_logp = compute_logprobs(self.anchor, batch, T, rl.micro_batch_size)
+                ref_logp = logprobs(self.anchor, batch, T, mbs, sharded=sharded)
+                settle(self.anchor)
                 from t1.algo import sequence_kl
 
                 seq_kl = sequence_kl(old_logp, ref_logp, mask, rl.kl_estimator).view(B, K)
@@ -230,6 +214,7 @@ class RLTrainer:
             rl.micro_batch_size,
             cfg.sampling.max_new_tokens,
             rl.skip_zero_advantage,
+            sharded,
         )
         stats: dict[str, float] = {}
         with timer("update"):
@@ -261,18 +246,12 @@ class RLTrainer:
         from t1.algo import ema_update_
 
         self.optimizer.zero_grad(set_to_none=True)
-        stats = accumulate_gradients(self.model, train, old_logp, adv, spec, self.info, weight)
-        sum_gradients_(self.model, self.info)
-        clip = self.cfg.optim.grad_clip
-        params = [p for p in self.model.parameters() if p.grad is not None]
-        norm = (
-            torch.nn.utils.clip_grad_norm_(params, clip if clip else float("inf"))
-            if params
-            else torch.tensor(0.0)
-        )
-        finite = bool(torch.isfinite(norm)) and all(
-            torch.isfinite(torch.tensor(v)) for v in stats.values()
-        )
+        with autocast(self.model):
+            stats = accumulate_gradients(self.model, train, old_logp, adv, spec, self.info, weight)
+        if not self.sharded:  # FSDP2 summed the gradients in its reduce-scatter
+            sum_gradients_(self.model, self.info)
+        norm = clip_grad_norm(list(self.model.parameters()), self.cfg.optim.grad_clip)
+        finite = math.isfinite(norm) and all(math.isfinite(v) for v in stats.values())
         if not finite:
             self.optimizer.zero_grad(set_to_none=True)
             self.bad_in_row += 1
@@ -295,17 +274,23 @@ class RLTrainer:
         self.updates += 1
         rl = self.cfg.rl
         if self.anchor is not None and rl.anchor == "ema" and self.updates % rl.ema_every == 0:
-            ema_update_(self.anchor.parameters(), self.model.parameters(), rl.ema_alpha)
+            # float32 masters, shard by shard (a sharded anchor's slices match the policy's)
+            ema_update_(local_shards(self.anchor), local_shards(self.model), rl.ema_alpha)
         self.engine.update_weights(self.model)
-        return {**stats, "grad_norm": float(norm)}
+        return {**stats, "grad_norm": norm}
 
     # ------------------------------------------------------------------ the loop
     def evaluate(self) -> dict[str, float]:
-        if not self.eval_problems or not self.info.main:
+        """Rank 0 evaluates on the held-out problems; a sharded model is gathered on every rank
+        first (the others go on at once)."""
+        if not self.eval_problems:
             return {}
         from t1.eval.evaluate import write_eval
 
-        result = held_out_eval(self.cfg, self.engine, self.tokenizer, self.eval_problems)
+        with full_weights(self.model), autocast(self.model):
+            if not self.info.main:
+                return {}
+            result = held_out_eval(self.cfg, self.engine, self.tokenizer, self.eval_problems)
         write_eval(self.run, f"step-{self.step}", result, {"step": self.step})
         return flat_metrics(result)
 
@@ -349,10 +334,8 @@ class RLTrainer:
             self.save()
             if not tr.eval_every or self.step % tr.eval_every:
                 last.update(self.evaluate())
-            if self.info.main:
-                from t1.models import save_model
-
-                save_model(self.model, self.tokenizer, self.run.path / "final")
+            final = Path(self.cfg.trainer.out) / "final"
+            save_final(self.model, self.tokenizer, final, self.cfg.model.dtype, self.info)
         except OSError as e:
             if e.errno not in (errno.ENOSPC, errno.EDQUOT):
                 raise
@@ -396,7 +379,9 @@ class RLTrainer:
 def run_rl(cfg: RLStage, resume: bool = False) -> int:
     """`t1 rl CONFIG`: check, load the model and prompts, curate, train; 0 on success.
 
-    Every check that can fail does so before curation or training (t1.train.rl_setup).
+    Every check that can fail does so before curation or training (t1.train.rl_setup). Under
+    FSDP2 each rank loads the model on CPU in `model.dtype` and keeps its float32 slice
+    (t1.train.sharding); curation already runs on the sharded model.
     """
     from t1.models import load_model
     from t1.rewards.reward import validate_reward_config
@@ -404,20 +389,27 @@ def run_rl(cfg: RLStage, resume: bool = False) -> int:
     from t1.runs import seed_everything
     from t1.train.distributed import broadcast_parameters_, close_distributed, init_distributed
     from t1.train.rl_setup import check_prompt_lengths, context_size, load_rl_problems
+    from t1.train.sharding import use_fsdp
 
-    info = init_distributed(cfg.model.device)
+    info = init_distributed(cfg.model.device, group_of_one=cfg.train.fsdp is True)
     try:
         check_rl_config(cfg, info.world)
         validate_reward_config(cfg.reward)
         problems, eval_problems = load_rl_problems(cfg, info.main)
         seed_everything(cfg.trainer.seed)
-        model, tokenizer = load_model(cfg.model)
+        sharded = use_fsdp(cfg.train, info.world)
+        model, tokenizer = load_model(
+            dataclasses.replace(cfg.model, device="cpu") if sharded else cfg.model
+        )
         context = context_size(model)
         check_rl_config(cfg, info.world, context)
         check_prompt_lengths(cfg, tokenizer, [*problems, *eval_problems], context)
-        broadcast_parameters_(model, info)
+        if not sharded:
+            broadcast_parameters_(model, info)
+        model = prepare_learner(model, cfg.train, cfg.model.dtype, info)
         engine = make_engine(cfg.rollout, model, tokenizer)  # one for curation and training
-        problems = maybe_curate(cfg, model, tokenizer, problems, info.main, engine)
+        with autocast(model):
+            problems = maybe_curate(cfg, model, tokenizer, problems, info, engine)
         trainer = RLTrainer(cfg, model, tokenizer, problems, info, engine, eval_problems)
         last = trainer.train(resume)
         if info.main and not trainer.stopped:

@@ -19,9 +19,11 @@ from typing import Any
 import torch
 
 from t1.algo import logp_mismatch, truncated_is_weights
-from t1.rollout import Batch, compute_logprobs
+from t1.models.sharded import settle
+from t1.rollout import Batch
 from t1.rollout.batch import sampler_logprobs
-from t1.train.distributed import DistInfo, all_sum
+from t1.train.distributed import DistInfo, all_max, all_sum
+from t1.train.rl_update import logprobs
 
 
 def resolve_old_logp(old_logp: str, engine: str) -> str:
@@ -40,15 +42,6 @@ class BehaviourLogp:
     metrics: dict[str, float]
 
 
-def _global_max(value: float, info: DistInfo) -> float:
-    """The largest of one value per rank (a one-hot sum, so it needs only `all_sum`)."""
-    if info.world == 1:
-        return value
-    slots = torch.zeros(info.world, dtype=torch.float64)
-    slots[info.rank] = value
-    return float(all_sum(slots, info).max())
-
-
 def _mismatch_metrics(
     sampler: torch.Tensor, learner: torch.Tensor, mask: torch.Tensor, info: DistInfo
 ) -> dict[str, float]:
@@ -56,7 +49,7 @@ def _mismatch_metrics(
     total = all_sum(torch.stack([stats["abs_sum"], stats["tokens"]]).double(), info)
     return {
         "mismatch/logp_abs_mean": float(total[0] / total[1].clamp_min(1)),
-        "mismatch/logp_abs_max": _global_max(float(stats["abs_max"]), info),
+        "mismatch/logp_abs_max": float(all_max(stats["abs_max"].double().reshape(1), info)),
     }
 
 
@@ -72,16 +65,18 @@ def _weight_metrics(
 
 @torch.no_grad()
 def behaviour_logprobs(
-    model: Any, rollouts: list, batch: Batch, cfg: Any, info: DistInfo
+    model: Any, rollouts: list, batch: Batch, cfg: Any, info: DistInfo, sharded: bool = False
 ) -> BehaviourLogp:
-    """old_logp, TIS weights and mismatch metrics of one rollout batch (cfg: the RL stage)."""
+    """old_logp, TIS weights and mismatch metrics of one rollout batch (cfg: the RL stage;
+    `sharded`: the model is FSDP2-sharded, so every rank runs the learner pass alike)."""
     rl, mask = cfg.rl, batch.response_mask
     sampler = sampler_logprobs(rollouts, mask.shape[1]) * mask
     mode = resolve_old_logp(rl.old_logp, cfg.rollout.engine)
     if mode == "sampler" and rl.tis_cap is None:
         return BehaviourLogp(sampler, None, {})
     T = cfg.sampling.temperature
-    learner = compute_logprobs(model, batch, T, rl.micro_batch_size)
+    learner = logprobs(model, batch, T, rl.micro_batch_size, sharded=sharded)
+    settle(model)
     on_cpu = learner.cpu()
     metrics = _mismatch_metrics(sampler, on_cpu, mask, info)
     weight = None

@@ -15,10 +15,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import torch.distributed as dist
+
 from t1.config import RLStage
 from t1.errors import ConfigError, T1Error
 from t1.runs import RunDir
 from t1.train.rl_state import derive_seed
+from t1.train.sharding import check_train_config
 from t1.train.tracking import check_trackers
 
 
@@ -28,6 +31,7 @@ def check_rl_config(cfg: RLStage, world: int = 1, max_positions: int | None = No
     from t1.rollout.hf import check_sampling
 
     rl, tr = cfg.rl, cfg.trainer
+    check_train_config(cfg.train, world)
     if rl.k < 2 and rl.advantage == "rloo":
         raise ConfigError(f"rl.k={rl.k}: the leave-one-out baseline needs rl.k >= 2")
     if rl.train_k is not None and not 1 <= rl.train_k <= rl.k:
@@ -174,11 +178,14 @@ def load_rl_problems(cfg: RLStage, main: bool = True) -> tuple[list, list]:
 
 
 def maybe_curate(
-    cfg: RLStage, model: Any, tokenizer: Any, problems: list, main: bool, engine: Any = None
+    cfg: RLStage, model: Any, tokenizer: Any, problems: list, info: Any, engine: Any = None
 ) -> list:
     """Apply `rl.curate` once per run; the kept prompts are saved so a resume reuses them.
 
     `engine`: the run's rollout engine (one vLLM engine per process, not a second one).
+    Every rank curates (a sharded model's generation needs them all); with several ranks,
+    all then train on rank 0's list, read back from the run directory (a shared file system),
+    so ranks whose sampling differed (GPU kernels) cannot disagree.
     """
     if not cfg.rl.curate.enabled:
         return problems
@@ -196,8 +203,11 @@ def maybe_curate(
     kept, report = curate_prompts(
         engine, tokenizer, problems, cfg.rl.curate, sampling, cfg.reward, cfg.data
     )
-    if main:
+    if info.main:
         print(f"t1 rl: {report.summary()}")
         RunDir(cfg.trainer.out).write_json("curation.json", report.__dict__)
         write_problems(path, kept)
+    if info.world > 1:
+        dist.barrier()
+        kept = load_problems(path)
     return kept

@@ -6,9 +6,10 @@ nondeterminism (atomics), unless `torch.use_deterministic_algorithms(True)`. A t
 with SIGTERM and SIGKILL, also in the middle of a checkpoint, and compares. It holds because every
 input of a step is either saved or derived from (seed, step):
 
-    saved in step-N/         policy weights (safetensors), optimiser and scheduler states, the
-                             EMA anchor's weights, the prompt order's (epoch, position), the step
-                             and update counters, the bad-step counters, the global RNG states
+    saved in step-N/         policy weights, optimiser and scheduler states, the EMA anchor's
+                             weights (sharded safetensors), the prompt order's (epoch,
+                             position), the step and update counters, the bad-step counters,
+                             each rank's RNG states (JSON); t1.train.checkpoint
     derived from the seed    each step's sampling seed (`derive_seed(seed, "rollout", step,
                              rank)`), the selection generator, each epoch's prompt permutation
     rebuilt identically      the model's non-persistent buffers, the tokenizer, the prompts
@@ -17,7 +18,10 @@ input of a step is either saved or derived from (seed, step):
 The HF engine shares the policy module, so restoring the weights restores the sampler too;
 metrics.jsonl rows written after the checkpoint by the killed run are dropped on resume
 (`MetricLogger(resume_step=...)`). Checkpoints are written atomically (t1.train.checkpoint):
-a half-written `.step-N.tmp/` is never chosen.
+a half-written `.step-N.tmp/` is never chosen. A checkpoint of N processes resumes on M: the
+weights, moments and anchor are resharded on load; with M = N the run continues bitwise, with
+M != N the rollouts split over ranks differently (each rank's sampling seed is derived from its
+rank), so it continues as a run on M processes would, not bitwise as the N-process one.
 """
 
 from __future__ import annotations
@@ -29,8 +33,9 @@ from typing import Any
 import torch
 
 from t1.errors import ConfigError, T1Error
+from t1.models.dcp import load_model_tensors, load_optimizer, model_tensors, optimizer_tensors
 from t1.runs import latest_checkpoint
-from t1.train.checkpoint import save_checkpoint
+from t1.train.checkpoint import load_rng, load_state, save_checkpoint
 
 # metrics that measure time, not learning: they differ between a run and its resumed twin
 TIMING_KEYS = ("time/", "tokens_per_s")
@@ -72,32 +77,61 @@ class PromptOrder:
         self.epoch, self.pos = state["epoch"], state["pos"]
 
 
-def save_rl_checkpoint(
-    ckpt_root: Path, step: int, model: Any, tokenizer: Any, state: dict[str, Any], keep_last: int
-) -> Path:
-    """`save_checkpoint`, with a failed write (a full disk) turned into a one-line `T1Error`.
+def rl_checkpoint_state(trainer: Any) -> tuple[dict[str, Any], dict[str, dict]]:
+    """(JSON state, tensor folders) of an `RLTrainer` for `t1.train.checkpoint.save_checkpoint`."""
+    optim_tensors, groups = optimizer_tensors(trainer.model, trainer.optimizer)
+    state = {
+        "step": trainer.step,
+        "updates": trainer.updates,
+        "bad_in_row": trainer.bad_in_row,
+        "bad_total": trainer.bad_total,
+        "scheduler": trainer.scheduler.state_dict(),
+        "order": trainer.order.state_dict(),
+        "optimizer": groups,
+    }
+    tensors = {"model": model_tensors(trainer.model), "optimizer": optim_tensors}
+    if trainer.anchor is not None:
+        tensors["anchor"] = model_tensors(trainer.anchor)
+    return state, tensors
+
+
+def save_rl_checkpoint(trainer: Any, ckpt_root: Path) -> Path:
+    """Checkpoint the trainer (every rank calls this), a failed write (a full disk) turned
+    into a one-line `T1Error`.
 
     The failed `.step-N.tmp/` is removed by `save_checkpoint`; the previous checkpoint is
     untouched, and the message names it.
     """
+    state, tensors = rl_checkpoint_state(trainer)
     try:
-        return save_checkpoint(ckpt_root, step, model, tokenizer, state, keep_last=keep_last)
+        return save_checkpoint(
+            ckpt_root,
+            trainer.step,
+            state,
+            tensors,
+            trainer.model.config,
+            trainer.tokenizer,
+            trainer.info,
+            trainer.cfg.trainer.keep_last,
+        )
     except OSError as e:
         previous = latest_checkpoint(ckpt_root)
         kept = f"{previous} is intact" if previous else "there is no earlier checkpoint"
         raise T1Error(
-            f"could not write checkpoint step-{step} in {ckpt_root} ({e.strerror or e}); {kept}"
+            f"could not write checkpoint step-{trainer.step} in {ckpt_root} "
+            f"({e.strerror or e}); {kept}"
         ) from e
 
 
-def load_weights(model: torch.nn.Module, ckpt: Path) -> None:
-    """The policy weights of a checkpoint folder, in place (a tied lm_head is saved once)."""
-    from safetensors.torch import load_file
-
-    weights: dict[str, torch.Tensor] = {}
-    for f in sorted(ckpt.glob("*.safetensors")):
-        weights.update(load_file(str(f)))
-    missing, unexpected = model.load_state_dict(weights, strict=False)
-    tied = getattr(model.config, "tie_word_embeddings", False)
-    if unexpected or [m for m in missing if not (tied and "lm_head" in m)]:
-        raise T1Error(f"{ckpt}: weights do not match the model ({missing[:3]} {unexpected[:3]})")
+def restore_rl_checkpoint(trainer: Any, ckpt: Path) -> None:
+    """Everything `save_rl_checkpoint` wrote, into the trainer (any number of processes)."""
+    state = load_state(ckpt)
+    load_model_tensors(trainer.model, ckpt / "model")
+    load_optimizer(trainer.model, trainer.optimizer, ckpt / "optimizer", state["optimizer"])
+    if trainer.anchor is not None and (ckpt / "anchor").is_dir():
+        load_model_tensors(trainer.anchor, ckpt / "anchor")
+    trainer.scheduler.load_state_dict(state["scheduler"])
+    trainer.order.load_state_dict(state["order"])
+    trainer.step, trainer.updates = state["step"], state["updates"]
+    trainer.bad_in_row, trainer.bad_total = state["bad_in_row"], state["bad_total"]
+    load_rng(ckpt, trainer.info)

@@ -26,8 +26,9 @@ from t1.algo import (
     select_samples,
     t1_advantages,
 )
+from t1.models.sharded import root_forward
 from t1.rollout import Batch, compute_logprobs
-from t1.train.distributed import DistInfo, all_sum
+from t1.train.distributed import DistInfo, all_sum, max_count
 
 # config name -> t1.algo family name
 _ADVANTAGE_NAMES = {"rloo": "rloo", "grpo": "grpo", "drgrpo": "dr_grpo"}
@@ -88,6 +89,54 @@ class LossSpec:
     max_new_tokens: int
     # skip the rows whose loss term is exactly 0 (`contributing_rows`)
     skip_zero_advantage: bool = True
+    # the model is sharded (FSDP2): equal forward counts on every rank (module docstring)
+    sharded: bool = False
+
+
+def logprobs(
+    model: torch.nn.Module,
+    batch: Batch,
+    temperature: float,
+    micro_batch_size: int,
+    with_entropy: bool = False,
+    sharded: bool = False,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """`compute_logprobs`, run as the FSDP root's forward (`t1.models.sharded.root_forward`:
+    the output head may be used outside the model's own forward) and, sharded, without prompt
+    sharing (one forward per micro-batch on every rank)."""
+
+    def run() -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        return compute_logprobs(
+            model, batch, temperature, micro_batch_size, with_entropy, share_prompts=not sharded
+        )
+
+    return root_forward(model, run)
+
+
+def with_response_column(batch: Batch) -> Batch:
+    """`batch`, given one padding column when it has no response token at all, so that its
+    log-prob pass runs a forward like every other rank's (sharded models)."""
+    if batch.response_mask.shape[1] > 0:
+        return batch
+    n = len(batch)
+    zeros = torch.zeros((n, 1), dtype=torch.long)
+    return Batch(
+        input_ids=torch.cat([batch.input_ids, zeros], dim=1),
+        attention_mask=torch.cat([batch.attention_mask, zeros], dim=1),
+        position_ids=torch.cat([batch.position_ids, zeros], dim=1),
+        prompt_len=batch.prompt_len,
+        response_mask=torch.zeros((n, 1)),
+    )
+
+
+def _empty_pass(model: torch.nn.Module, spec: LossSpec) -> None:
+    """A forward and backward whose gradient is exactly 0: one token of prompt, one masked
+    response position (keeps a sharded model's collectives in step across ranks)."""
+    ids = torch.zeros((1, 2), dtype=torch.long)
+    dummy = Batch(ids, torch.ones_like(ids), torch.arange(2)[None], 1, torch.zeros((1, 1)))
+    out = logprobs(model, dummy, spec.temperature, 1, spec.entropy_coef > 0, sharded=True)
+    parts = out if isinstance(out, tuple) else (out,)
+    (sum(p.sum() for p in parts) * 0.0).backward()
 
 
 def _weight(agg: str, mask: torch.Tensor, totals: torch.Tensor) -> float:
@@ -141,15 +190,15 @@ def accumulate_gradients(
     sums = {"loss": 0.0, "pg_loss": 0.0, "entropy": 0.0, "clip_frac": 0.0, "ratio_max": 1.0}
     device = next(model.parameters()).device
     run = contributing_rows(adv, mask, spec)
-    for s in range(0, len(run), spec.micro_batch_size):
-        rows = run[s : s + spec.micro_batch_size]
-        mb = slice_batch(batch, rows)
-        if mb.response_mask.numel() == 0:
-            continue
+    micro = [run[s : s + spec.micro_batch_size] for s in range(0, len(run), spec.micro_batch_size)]
+    micro = [(rows, mb) for rows in micro if (mb := slice_batch(batch, rows)).response_mask.numel()]
+    # agreed before any pass: a collective must not meet another rank's forward
+    empty = max_count(len(micro), info) - len(micro) if spec.sharded else 0
+    for rows, mb in micro:
         m = mb.response_mask.to(device)
         width = m.shape[1]
-        out = compute_logprobs(
-            model, mb, spec.temperature, spec.micro_batch_size, with_entropy=spec.entropy_coef > 0
+        out = logprobs(
+            model, mb, spec.temperature, spec.micro_batch_size, spec.entropy_coef > 0, spec.sharded
         )
         logp, ent = out if spec.entropy_coef > 0 else (out, None)
         pg, diag = policy_loss(
@@ -174,6 +223,8 @@ def accumulate_gradients(
         sums["pg_loss"] += float(pg.detach()) * w
         sums["clip_frac"] += float(diag["clip_frac"]) * tok_share
         sums["ratio_max"] = max(sums["ratio_max"], float(diag["ratio_max"]))
+    for _ in range(empty):
+        _empty_pass(model, spec)
     # the sums above are this rank's shares of global means: add the other ranks' shares
     keys = ["loss", "pg_loss", "entropy", "clip_frac"]
     reduced = all_sum(torch.tensor([sums[k] for k in keys], dtype=torch.float64), info)

@@ -12,6 +12,7 @@ import torch
 from t1.config import ModelConfig, TinyModelConfig
 from t1.errors import T1Error
 from t1.models import build_char_tokenizer, build_tiny_model, find_smollm2, load_model, save_model
+from t1.models.dcp import model_tensors
 from t1.models.loading import resolve_source
 from t1.train.checkpoint import save_checkpoint
 
@@ -60,14 +61,21 @@ def test_run_directory_loads_newest_checkpoint_or_final(tmp_path):
     tok = build_char_tokenizer(SMALL.alphabet)
     m1, m2, m3 = (build_tiny_model(tok, SMALL, seed=s) for s in (1, 2, 3))
     run = tmp_path / "run"
-    save_checkpoint(run / "checkpoints", 1, m1, tok, {"step": 1})
-    save_checkpoint(run / "checkpoints", 2, m2, tok, {"step": 2})
+    for step, m in ((1, m1), (2, m2)):
+        tensors = {"model": model_tensors(m)}
+        save_checkpoint(run / "checkpoints", step, {"step": step}, tensors, m.config, tok)
     (run / "checkpoints" / ".step-3.tmp").mkdir()  # an interrupted save is never chosen
     loaded, _ = load_model(ModelConfig(path=str(run)))
     assert torch.equal(logits(loaded), logits(m2))
-    # a checkpoint folder itself loads as an HF folder
+    # a checkpoint folder itself loads as a model (its config, its sharded weights)
     first, _ = load_model(ModelConfig(path=str(run / "checkpoints" / "step-1")))
     assert torch.equal(logits(first), logits(m1))
+    half, _ = load_model(ModelConfig(path=str(run / "checkpoints" / "step-1"), dtype="bfloat16"))
+    assert all(p.dtype == torch.bfloat16 for p in half.parameters())
+    assert all(
+        torch.equal(a, b.to(torch.bfloat16))
+        for a, b in zip(half.state_dict().values(), m1.state_dict().values())
+    )
     # a final/ folder written after the last checkpoint wins
     save_model(m3, tok, run / "final")
     future = (run / "checkpoints" / "step-2" / "config.json").stat().st_mtime + 10

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "train"))
-from test_rl import free_port, run_child  # noqa: E402  (tests/train/test_rl.py's helpers)
+from launch import free_port, run_child  # noqa: E402  (tests/train/launch.py)
 
 ROOT = Path(__file__).parents[2]
 

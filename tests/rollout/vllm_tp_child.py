@@ -3,20 +3,17 @@
 Run by `torch.distributed.run --nproc_per_node=2`. Both ranks build the RL trainer with
 `rollout.tensor_parallel_size=2` (so one engine spans both), then record to OUT/rank-R.json:
 what the group generated and what this rank kept, one whole RL step, the engine's weights
-after it, a rank-dependent request (which the double must refuse), and a weight update from an
-FSDP2-sharded copy of the learner.
+after it (pushed from the learner's FSDP2 shards: `train.fsdp=auto` shards it over the two
+ranks), and a rank-dependent request (which the double must refuse).
 """
 
 from __future__ import annotations
 
-import copy
 import json
 import sys
 from pathlib import Path
 
 import torch
-from torch.distributed.device_mesh import init_device_mesh
-from torch.distributed.fsdp import fully_shard
 
 HERE = Path(__file__).parent
 sys.path[:0] = [str(HERE), str(HERE.parent / "train")]
@@ -25,17 +22,21 @@ import vllm_double  # noqa: E402
 from rl_toy import toy_config, toy_problems  # noqa: E402
 
 from t1.models import build_char_tokenizer, build_tiny_model  # noqa: E402
+from t1.models.sharded import is_sharded, local_shards  # noqa: E402
 from t1.rollout import SamplingParams  # noqa: E402
+from t1.rollout.weights import iter_full_weights  # noqa: E402
 from t1.train.distributed import close_distributed, init_distributed  # noqa: E402
 from t1.train.rl import RLTrainer  # noqa: E402
 from t1.train.rl_metrics import Timer  # noqa: E402
 
 
 def engine_matches(trainer) -> bool:
-    """Whether the double's model holds exactly the learner's weights."""
+    """Whether the double's model holds exactly the learner's weights (gathered from the
+    shards: a collective, so every rank calls this)."""
     worker = vllm_double.state(vllm_double.state(trainer.engine.llm).worker)
-    pairs = zip(worker.model.parameters(), trainer.model.parameters())
-    return all(torch.equal(a, b) for a, b in pairs)
+    full = dict(iter_full_weights(trainer.model))
+    engine = dict(worker.model.named_parameters())
+    return engine.keys() <= full.keys() and all(torch.equal(engine[k], full[k]) for k in engine)
 
 
 def main(out: Path) -> None:
@@ -65,11 +66,12 @@ def main(out: Path) -> None:
     texts = [r.text for r in trainer.engine.generate(group, 2, SamplingParams(seed=7))]
     record["group_texts"] = texts
 
-    before = [p.detach().clone() for p in trainer.model.parameters()]
+    record["learner_sharded"] = is_sharded(trainer.model)
+    before = [p.detach().clone() for p in local_shards(trainer.model)]
     metrics = trainer.train_step()
     record["metrics"] = {k: v for k, v in metrics.items() if isinstance(v, int | float)}
     record["learner_changed"] = any(
-        not torch.equal(a, b) for a, b in zip(before, trainer.model.parameters())
+        not torch.equal(a, b) for a, b in zip(before, local_shards(trainer.model))
     )
     record["engine_has_learner_weights"] = engine_matches(trainer)
     record["calls"] = [c[0] for c in vllm_double.state(trainer.engine.llm).calls]
@@ -80,20 +82,6 @@ def main(out: Path) -> None:
     except RuntimeError as e:
         record["mismatch_error"] = str(e)
 
-    sharded = copy.deepcopy(trainer.model)
-    expected = [p.detach().clone() for p in sharded.parameters()]
-    mesh = init_device_mesh("cpu", (info.world,))
-    for layer in sharded.model.layers:
-        fully_shard(layer, mesh=mesh)
-    fully_shard(sharded, mesh=mesh)
-    with torch.no_grad():
-        for p in trainer.model.parameters():
-            p.add_(0.01)  # the engine must get the shards' values, not these
-    trainer.engine.update_weights(sharded)
-    worker = vllm_double.state(vllm_double.state(trainer.engine.llm).worker)
-    record["sharded_update_matches"] = all(
-        torch.equal(a, b) for a, b in zip(worker.model.parameters(), expected)
-    )
     (out / f"rank-{info.rank}.json").write_text(json.dumps(record))
     close_distributed()
 

@@ -4,9 +4,13 @@ A config names a verifier here as `reward.task="rl_faults:<factory>"`; `get_veri
 this module, in the test process or in a `python -m t1 rl` subprocess (PYTHONPATH=tests/train).
 Importing it also arms the fault that the environment asks for:
 
-    T1_TEST_KILL_IN_SAVE=N   SIGKILL this process while it writes checkpoint step N, after the
-                             weights and tokenizer are in `.step-N.tmp/` and before the trainer
-                             state, the COMPLETE marker and the rename
+    T1_TEST_KILL_IN_SAVE=N   SIGKILL this process while it writes checkpoint step N: by default
+                             after the weights, optimizer and anchor shards are in
+                             `.step-N.tmp/` and before the trainer state, the COMPLETE marker
+                             and the rename
+    T1_TEST_KILL_AT=NAME     ... instead just before it writes `.step-N.tmp/NAME` (a tensor
+                             folder such as `optimizer`: inside a sharded save)
+    T1_TEST_KILL_RANK=R      ... only on rank R (default 0)
 """
 
 from __future__ import annotations
@@ -18,12 +22,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-import torch
 import yaml
 
 from t1.rewards import RewardResult
 
 KILL_IN_SAVE = "T1_TEST_KILL_IN_SAVE"
+KILL_AT = "T1_TEST_KILL_AT"
+KILL_RANK = "T1_TEST_KILL_RANK"
 
 TINY = {
     "hidden_size": 32,
@@ -112,14 +117,23 @@ def flaky(**kwargs: object) -> Flaky:
 
 
 def _arm_kill_in_save(step: int) -> None:
-    real_save = torch.save
+    from t1.train import checkpoint
 
-    def save(obj: Any, f: Any, *args: Any, **kwargs: Any) -> None:
-        if isinstance(f, str | os.PathLike) and Path(f).parent.name == f".step-{step}.tmp":
-            os.kill(os.getpid(), signal.SIGKILL)
-        real_save(obj, f, *args, **kwargs)
+    at = os.environ.get(KILL_AT, checkpoint.STATE)
+    if os.environ.get("RANK", "0") != os.environ.get(KILL_RANK, "0"):
+        return
 
-    torch.save = save
+    def killing(real: Any) -> Any:
+        def write(path: Any, *args: Any, **kwargs: Any) -> None:
+            path = Path(path)
+            if path.parent.name == f".step-{step}.tmp" and path.name == at:
+                os.kill(os.getpid(), signal.SIGKILL)
+            real(path, *args, **kwargs)
+
+        return write
+
+    checkpoint.write_json = killing(checkpoint.write_json)
+    checkpoint.save_tensors = killing(checkpoint.save_tensors)
 
 
 if os.environ.get(KILL_IN_SAVE):

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
 import sys
 from pathlib import Path
 
@@ -155,58 +152,7 @@ def test_inconsistent_configs_fail_before_work(tmp_path, override, needle):
         check_rl_config(toy_config(str(tmp_path)), 3)
 
 
-def run_child(args: list[str], env: dict[str, str]) -> None:
-    """Run a child process; on failure, fail with the end of what it printed."""
-    done = subprocess.run(args, env=env, timeout=300, capture_output=True, text=True)
-    if done.returncode != 0:
-        pytest.fail(
-            f"{args[1:4]} exited {done.returncode}:\n{done.stdout[-3000:]}\n{done.stderr[-6000:]}"
-        )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def test_two_process_update_equals_one_process(tmp_path):
-    script = Path(__file__).parent / "ddp_step.py"
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).parents[2])}
-    one = tmp_path / "one.pt"
-    run_child([sys.executable, str(script), str(one), str(tmp_path / "r1")], env)
-    two = tmp_path / "two.pt"
-    run_child(
-        [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--nproc_per_node=2",
-            f"--master_port={free_port()}",
-            str(script),
-            str(two),
-            str(tmp_path / "r2"),
-        ],
-        env,
-    )
-    one, two = torch.load(one), torch.load(two)
-    # the summed gradient of the global batch: equal up to float summation order
-    assert one["grads"].keys() == two["grads"].keys() and one["grads"]
-    for k in one["grads"]:
-        torch.testing.assert_close(one["grads"][k], two["grads"][k], rtol=1e-4, atol=1e-7)
-    assert one["metrics"]["reward/mean"] == two["metrics"]["reward/mean"]
-    assert one["metrics"]["kl"] == pytest.approx(two["metrics"]["kl"], rel=1e-5)
-    a, b = one["params"], two["params"]
-    init = build_tiny_model(
-        build_char_tokenizer(toy_config("x").model.tiny.alphabet),
-        toy_config("x").model.tiny,
-        seed=0,
-    ).state_dict()
-    assert any(not torch.equal(a[k], init[k]) for k in a)  # the update did something
-    # Adam's first step is lr*g/(|g|+eps): where |g| is near eps it turns the ~1e-9 gradient
-    # differences above into up to ~1e-5; 1e-4 is 1 % of the step (lr = 0.01) every weight took
-    for k in a:
-        torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-4)
+# two processes against one (FSDP2 and replicated): tests/train/test_fsdp.py
 
 
 def test_sampler_logprobs_give_the_same_step_as_the_learner(tmp_path):

@@ -33,6 +33,7 @@ from t1.cli import main  # noqa: E402
 from t1.config import RLStage, load_config  # noqa: E402
 from t1.errors import ConfigError, T1Error  # noqa: E402
 from t1.models import build_char_tokenizer, build_tiny_model  # noqa: E402
+from t1.models.dcp import read_tensors  # noqa: E402
 from t1.runs import MARKER, latest_checkpoint, list_checkpoints, read_jsonl  # noqa: E402
 from t1.train import rl as rl_module  # noqa: E402
 from t1.train.checkpoint import load_state  # noqa: E402
@@ -112,12 +113,12 @@ def test_killed_and_stopped_run_resumes_exactly(tmp_path):
     assert printed[0] == "t1" and printed[-1] == "--resume"
 
     # 2. the printed command, killed (SIGKILL) while it writes checkpoint stop_step + 2:
-    # weights written, no COMPLETE marker, not renamed; it is never chosen
+    # weights written, no trainer state, no COMPLETE marker, not renamed; it is never chosen
     torn = stop_step + 2
     p = _cli(printed[1:], tmp_path / "2.log", **{rl_faults.KILL_IN_SAVE: str(torn)})
     assert p.wait(timeout=240) == -signal.SIGKILL, (tmp_path / "2.log").read_text()
     tmp_dir = run / "checkpoints" / f".step-{torn}.tmp"
-    assert (tmp_dir / "model.safetensors").is_file() and not (tmp_dir / MARKER).exists()
+    assert (tmp_dir / "model").is_dir() and not (tmp_dir / MARKER).exists()
     assert latest_checkpoint(run / "checkpoints").name == f"step-{torn - 1}"
     assert max(r["step"] for r in read_jsonl(run / "metrics.jsonl")) == torn  # logged, not saved
 
@@ -141,14 +142,13 @@ def test_killed_and_stopped_run_resumes_exactly(tmp_path):
 
     assert [r["step"] for r in learning_rows(run)] == list(range(1, steps + 1))
     assert learning_rows(run) == learning_rows(ref)
-    for folder in ("final", f"checkpoints/step-{steps}"):
-        a, b = (
-            load_file(str(ref / folder / "model.safetensors")),
-            load_file(str(run / folder / "model.safetensors")),
-        )
-        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), folder
-    sa, sb = (load_state(x / "checkpoints" / f"step-{steps}") for x in (ref, run))
-    assert all(torch.equal(sa["anchor"][k], sb["anchor"][k]) for k in sa["anchor"])
+    a, b = (load_file(str(x / "final" / "model.safetensors")) for x in (ref, run))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    last = f"checkpoints/step-{steps}"
+    for part in ("model", "optimizer", "anchor"):
+        a, b = (read_tensors(x / last / part) for x in (ref, run))
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), part
+    sa, sb = (load_state(x / last) for x in (ref, run))
     assert sa["order"] == sb["order"] and sa["scheduler"] == sb["scheduler"]
 
 
@@ -214,7 +214,7 @@ def test_nan_gradients_are_skipped_counted_then_fatal(tmp_path, monkeypatch, cap
     assert [math.isnan(float(r["grad_norm"])) for r in rows] == [False, True, False, True]
     # a step in a bad streak writes no checkpoint: the newest one is the last good one
     assert [p.name for p in list_checkpoints(run / "checkpoints")] == ["step-1", "step-3"]
-    saved = load_file(str(run / "checkpoints" / "step-3" / "model.safetensors"))
+    saved = read_tensors(run / "checkpoints" / "step-3" / "model")
     now = seen["model"].state_dict()
     assert all(torch.equal(saved[k], now[k]) for k in saved)  # skipped steps changed nothing
     assert load_state(run / "checkpoints" / "step-3")["updates"] == 2
@@ -338,10 +338,9 @@ def test_full_disk_while_saving_keeps_the_previous_checkpoint(tmp_path, monkeypa
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    if where == "weights":
-        monkeypatch.setattr(trainer.model, "save_pretrained", full)
-    else:
-        monkeypatch.setattr(torch, "save", full)
+    from t1.train import checkpoint
+
+    monkeypatch.setattr(checkpoint, "save_tensors" if where == "weights" else "write_json", full)
     root = tmp_path / "run" / "checkpoints"
     with pytest.raises(T1Error) as err:
         trainer.save()
@@ -350,7 +349,7 @@ def test_full_disk_while_saving_keeps_the_previous_checkpoint(tmp_path, monkeypa
     assert f"{root / 'step-1'} is intact" in str(err.value)
     monkeypatch.undo()
     assert sorted(p.name for p in root.iterdir()) == ["step-1"]  # the torn .tmp is gone
-    saved = load_file(str(root / "step-1" / "model.safetensors"))
+    saved = read_tensors(root / "step-1" / "model")
     assert all(torch.equal(saved[k], step1[k]) for k in saved)
     assert load_state(root / "step-1")["step"] == 1
 

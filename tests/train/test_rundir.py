@@ -8,6 +8,7 @@ import math
 import torch
 
 from t1.config import RLStage, load_config
+from t1.models.dcp import model_tensors, read_tensors
 from t1.runs import RunDir, latest_checkpoint, list_checkpoints, read_jsonl
 from t1.train.checkpoint import load_state, save_checkpoint
 from t1.train.rundir import MetricLogger
@@ -63,32 +64,48 @@ def test_torn_last_line_is_skipped(tmp_path):
     assert read_jsonl(path) == [{"step": 1}]
 
 
-def test_checkpoints_are_atomic_and_pruned(tmp_path, tiny_model, tiny_tokenizer):
+def _save(root, step, model, tokenizer, state, keep_last=0):
+    tensors = {"model": model_tensors(model)}
+    return save_checkpoint(root, step, state, tensors, model.config, tokenizer, keep_last=keep_last)
+
+
+def test_checkpoints_are_atomic_pruned_and_pickle_free(tmp_path, tiny_model, tiny_tokenizer):
     root = tmp_path / "checkpoints"
     for step in (1, 2, 3):
-        save_checkpoint(root, step, tiny_model, tiny_tokenizer, {"step": step}, keep_last=2)
+        _save(root, step, tiny_model, tiny_tokenizer, {"step": step}, keep_last=2)
     assert [p.name for p in list_checkpoints(root)] == ["step-2", "step-3"]
     # a half-written checkpoint (no COMPLETE marker, or a leftover .tmp) is never chosen
     (root / "step-9").mkdir()
     (root / ".step-10.tmp").mkdir()
-    assert latest_checkpoint(root).name == "step-3"
-    assert load_state(latest_checkpoint(root)) == {"step": 3}
+    last = latest_checkpoint(root)
+    assert last.name == "step-3"
+    assert load_state(last) == {"step": 3, "world_size": 1}
+    saved = read_tensors(last / "model")
+    weights = tiny_model.state_dict()
+    assert saved and all(torch.equal(saved[k], weights[k]) for k in saved)
+    assert "lm_head.weight" not in saved  # tied to the embedding: stored once
+    # tensors in safetensors, the rest JSON (or the tokenizer's text files): nothing pickled
+    files = [p for p in last.rglob("*") if p.is_file()]
+    assert {p.suffix for p in files} <= {".safetensors", ".json", ".jinja", ".txt", ""}
+    assert not [p for p in files if p.suffix in (".pt", ".bin", ".pkl", ".pth")]
 
 
-def test_failed_save_leaves_previous_checkpoint(tmp_path, tiny_model, tiny_tokenizer):
+def test_failed_save_leaves_previous_checkpoint(tmp_path, tiny_model, tiny_tokenizer, monkeypatch):
+    from t1.train import checkpoint
+
     root = tmp_path / "checkpoints"
-    save_checkpoint(root, 1, tiny_model, tiny_tokenizer, {"step": 1})
+    _save(root, 1, tiny_model, tiny_tokenizer, {"step": 1})
 
-    class Unpicklable:
-        def __reduce__(self):
-            raise OSError(28, "No space left on device")
+    def full(path, value):
+        raise OSError(28, "No space left on device")
 
+    monkeypatch.setattr(checkpoint, "write_json", full)
     try:
-        save_checkpoint(root, 2, tiny_model, tiny_tokenizer, {"x": Unpicklable()})
+        _save(root, 2, tiny_model, tiny_tokenizer, {"step": 2})
     except OSError as e:
         assert e.errno == 28
     else:
         raise AssertionError("the failing save should raise")
     assert [p.name for p in list_checkpoints(root)] == ["step-1"]
     assert not list(root.glob(".step-*.tmp"))
-    assert load_state(root / "step-1") == {"step": 1}
+    assert load_state(root / "step-1")["step"] == 1
