@@ -115,7 +115,8 @@ def _best_of(repeat: int, fn, *args):  # noqa: ANN001, ANN202 - benchmark helper
 
 def run(data: Path, workers: int, seed: int, repeat: int = 1, mix: str = "perturbed") -> dict:
     from t1.config import RewardConfig
-    from t1.rewards.math_equal import math_verdict, mv_equal, warm_up
+    from t1.rewards.math_equal import math_verdict
+    from t1.rewards.math_verify_guard import mv_equal, warm_up
     from t1.rewards.reward import close_pools, score_batch
 
     rows = [json.loads(line) for line in data.read_text().splitlines() if line.strip()]

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from t1.rewards import extract_answer, get_verifier, math_equal
 from t1.rewards.base import RewardResult
-from t1.rewards.math_equal import warm_up
+from t1.rewards.math_verify_guard import warm_up
 
 LIMIT_S = 2.0
 FRAGMENTS = [

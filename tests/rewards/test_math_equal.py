@@ -8,7 +8,8 @@ import time
 import pytest
 
 from t1.rewards.fast_equal import fast_equal
-from t1.rewards.math_equal import math_equal, math_verdict, warm_up
+from t1.rewards.math_equal import math_equal, math_verdict
+from t1.rewards.math_verify_guard import warm_up
 
 # (pred, ref, expected): each line a case a grader must get right
 TABLE = [
