@@ -28,8 +28,8 @@ from t1.config import RewardConfig
 from t1.errors import ConfigError
 from t1.rewards.base import RewardResult, Verifier
 from t1.rewards.penalties import is_garbage, is_repetitive, is_truncated
+from t1.rewards.registry import BUILTIN_TASKS, get_verifier
 from t1.rewards.timelimit import SoftTimeout, soft_limit
-from t1.rewards.verifiers import BUILTIN_TASKS, get_verifier
 from t1.rewards.workers import WorkerPool
 
 log = logging.getLogger("t1.rewards")
