@@ -6,7 +6,7 @@ Modules, each importing only those above it (tests/rewards/test_layout.py checks
 
     base, timelimit, workers        records; the soft time limit; killable worker processes
     arith, latex_eval, normalize    safe readers of arithmetic, LaTeX and numbers
-    extraction                      the final answer a response commits to
+    phrases, extraction             the final answer a response commits to
     fast_equal                      equal / different without sympy, or "don't know"
     math_verify_guard               Math-Verify under a hard time limit, in any thread
     math_equal                      fast path, then Math-Verify
