@@ -25,6 +25,7 @@ evaluation is in complex floats (overflow raises, and the caller defers) or exac
 from __future__ import annotations
 
 import cmath
+import functools
 import math
 import re
 from fractions import Fraction
@@ -32,6 +33,8 @@ from fractions import Fraction
 MAX_TOKENS = 400
 MAX_DEPTH = 40
 MAX_BITS = 512
+# parsed answers remembered (trees are immutable tuples)
+CACHE_SIZE = 8192
 
 Node = tuple
 _TOKEN_RE = re.compile(r"(\d+(?:\.\d+)?|\.\d+)|(\\[a-zA-Z]+)|([a-zA-Z])|([-+*/^(){}\[\]!])")
@@ -56,6 +59,7 @@ class LatexError(ValueError):
     """Outside the supported subset, or over a bound."""
 
 
+@functools.lru_cache(maxsize=CACHE_SIZE)
 def parse_latex(text: str) -> Node | None:
     """The expression tree of a normalised answer (no spaces), or None when unsupported."""
     try:

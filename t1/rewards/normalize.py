@@ -17,12 +17,16 @@ numbers are read by regexes with bounded digit counts, never by `eval` or `sympi
 
 from __future__ import annotations
 
+import functools
 import re
 from fractions import Fraction
 
 # digits of one number, and the largest power of ten, that the fast path reads
 MAX_DIGITS = 40
 MAX_EXPONENT = 60
+# answers whose readings are remembered (the K samples of a prompt share one reference, and
+# many of them one answer)
+CACHE_SIZE = 8192
 
 # spacing commands, `\\$` and `$`; `(?<!\\)`: the `\\` of a matrix row break is not a command
 _DROP_RE = re.compile(r"(?<!\\)\\(?:[!,;: $]|qquad|quad|displaystyle|limits)|\$")
@@ -88,9 +92,11 @@ _NOT_PLAIN = tuple(
         r"\}\s*\d",  # "\\frac{1}{2}3": Math-Verify rewrites it
     )
 )
-_LIST_THOUSANDS_RE = re.compile(r",\s*\d{3}(?!\d)")
+# "1,000" outside brackets is a thousands separator to Math-Verify, inside them a list's comma
+_LIST_THOUSANDS_RE = re.compile(r"(?<=\d),\d{3}(?!\d)")
 
 
+@functools.lru_cache(maxsize=CACHE_SIZE)
 def normalize_answer(answer: str) -> str:
     """One string per spelling-equivalent answer; compare two answers by comparing these.
 
@@ -130,6 +136,7 @@ def normalize_answer(answer: str) -> str:
     return s
 
 
+@functools.lru_cache(maxsize=CACHE_SIZE)
 def parse_number(answer: str) -> Fraction | None:
     """The exact value of a plainly numeric answer, else None (expressions, tuples, words).
 
@@ -162,6 +169,7 @@ def _ratio(num: str, den: str) -> Fraction | None:
     return None if d == 0 else Fraction(int(num), d)
 
 
+@functools.lru_cache(maxsize=CACHE_SIZE)
 def is_plain(answer: str) -> bool:
     """True when every part of `answer` means the same to the fast path and to Math-Verify, so
     that a difference the fast path finds is a real one (it may then answer "not equal").
@@ -190,9 +198,17 @@ def is_plain(answer: str) -> bool:
     bare = _BASE_TAIL_RE.sub("", _ENV_NAME_RE.sub("", _COMMAND_RE.sub("\x01", s)))
     if any(pattern.search(bare) for pattern in _NOT_PLAIN):
         return False
-    if _LIST_THOUSANDS_RE.search(bare) and not _THOUSANDS_RE.match(s):
-        return False  # "(1,000, 2)": Math-Verify reads three elements
+    if not _THOUSANDS_RE.match(s) and any(
+        _depth(bare, m.start()) == 0 for m in _LIST_THOUSANDS_RE.finditer(bare)
+    ):
+        return False  # "1,000, 2": thousands, or three elements?
     return matrix or "&" not in bare
+
+
+def _depth(s: str, pos: int) -> int:
+    """Brackets open at `pos`."""
+    head = s[:pos]
+    return sum(head.count(c) for c in "([{") - sum(head.count(c) for c in ")]}")
 
 
 def _plain_arguments(s: str, name: str, pos: int) -> bool:

@@ -122,7 +122,8 @@ def test_extraction_reads_phrases_and_joins_boxes() -> None:
         ("2ab", False),  # and "ab": 2
         ("x + 1 m", False),
         ("\\text{Monday}", False),
-        ("1, 000", False),  # "1, 000": thousands or a list
+        ("1,000, 2", False),  # thousands, or a list of three?
+        ("(1,000, 2)", True),  # in brackets a comma separates, for both readers
         ("2 3", False),  # 2 + 3 to Math-Verify
         ("\\log 8", False),
         ("x \\in [1, 2]", False),
