@@ -10,7 +10,8 @@ Modules, each importing only those above it (tests/rewards/test_layout.py checks
     fast_equal                      equal / different without sympy, or "don't know"
     math_verify_guard               Math-Verify under a hard time limit, in any thread
     math_equal                      fast path, then Math-Verify
-    verifiers, countdown            one verifier per task
+    verifiers, countdown,           one verifier per task
+    multiple_choice
     registry                        verifiers by name
     penalties, reward               penalties; the composite reward and batch scoring
 """

@@ -4,6 +4,8 @@
     gsm8k            grade-school maths: the final number, exactly (t1.rewards.verifiers)
     linear           an exact number (t1.rewards.verifiers)
     countdown        an arithmetic expression that reaches a target (t1.rewards.countdown)
+    gpqa             a lettered option, by letter or text (t1.rewards.multiple_choice); also
+    multiple_choice  under this name
 
 A task name of the form "package.module:attr" names a user factory, imported on first use (also in
 worker processes), so a project can plug its own verifier into `reward.task`.
@@ -19,6 +21,7 @@ from typing import Any
 from t1.errors import ConfigError
 from t1.rewards.base import Verifier
 from t1.rewards.countdown import CountdownVerifier
+from t1.rewards.multiple_choice import MultipleChoiceVerifier
 from t1.rewards.verifiers import GSM8KVerifier, LinearVerifier, MathVerifier
 
 _REGISTRY: dict[str, Callable[..., Verifier]] = {
@@ -26,6 +29,8 @@ _REGISTRY: dict[str, Callable[..., Verifier]] = {
     "gsm8k": GSM8KVerifier,
     "countdown": CountdownVerifier,
     "linear": LinearVerifier,
+    "gpqa": MultipleChoiceVerifier,
+    "multiple_choice": MultipleChoiceVerifier,
 }
 
 
