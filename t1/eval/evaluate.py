@@ -39,8 +39,9 @@ from t1.rollout import sampling_params
 from t1.rollout.base import Rollout, RolloutEngine, SamplingParams
 from t1.train.rundir import Progress, RunDir, seed_everything, write_jsonl
 
-# problem meta keys that get their own accuracy table when present
-BREAKDOWN_KEYS = ("subject", "level", "difficulty", "source")
+# problem meta keys that get their own accuracy table when present (GPQA files name their
+# fields "domain" and "subdomain")
+BREAKDOWN_KEYS = ("subject", "level", "difficulty", "source", "domain", "subdomain")
 
 
 def format_prompts(tokenizer: Any, problems: Sequence[Any], data_cfg: DataConfig) -> list[str]:
