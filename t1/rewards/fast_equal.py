@@ -13,8 +13,8 @@ Decisions, each meant to agree with Math-Verify (the benchmark measures the agre
 Tuples, intervals and bare lists are compared element-wise: all elements equal in order with the
 same brackets -> equal; a bare list (several boxes) and `\\{...\\}` are both sets; an element with
 no possible partner -> not equal (true whether the brackets mean a tuple or a set); else defer.
-A set whose elements all equal one value is that value. A percent sign makes "50\\%" match 50
-and 0.5, as Math-Verify does, and is otherwise left to it.
+A set whose elements all equal one value is that value. A percent sign on one side makes
+"50\\%" match 0.5, and 50 when both are whole numbers, as Math-Verify reads them; else defer.
 """
 
 from __future__ import annotations
@@ -69,10 +69,12 @@ def _compare(pred: str, ref: str) -> bool | None:
     a, b = normalize_answer(pred), normalize_answer(ref)
     if not a or not b:
         return None
+    if ("%" in pred) != ("%" in ref):
+        return _percent_equal(a, b) if "%" in pred else _percent_equal(b, a)
     if a == b:
         return True
-    if "%" in pred or "%" in ref:
-        return _percent_equal(a, b)
+    if "%" in pred:
+        return None
     return compare_normalized(a, b)
 
 
@@ -312,11 +314,16 @@ def _element_equal(x: str, y: str) -> bool | None:
     return scalar_equal(x, y)
 
 
-def _percent_equal(a: str, b: str) -> bool | None:
-    x, y = parse_number(a), parse_number(b)
+def _percent_equal(percent: str, plain: str) -> bool | None:
+    """ "p%" against a value, as Math-Verify reads them: equal to p/100, and to p itself when both
+    are whole numbers written as such (50% = 50, but 1/3 % is not 1/3); else defer."""
+    x, y = parse_number(percent), parse_number(plain)
     if x is None or y is None:
         return None
-    return True if x in (y, y * 100, y / 100) else None
+    if x / 100 == y:
+        return True
+    whole = x.denominator == 1 and x >= 0 and "." not in percent + plain
+    return True if whole and x == y else None
 
 
 def _close(x: Fraction, y: Fraction, decimal: bool) -> bool | None:

@@ -61,6 +61,7 @@ _FRAC_DIGIT_BRACE_RE = re.compile(r"\\frac\s?(\d)\s?(?=\{)")
 _SQRT_SHORT_RE = re.compile(r"\\sqrt\s?(\d)")
 # "2 3" is two numbers to Math-Verify (it reads 5): the space must not join them into 23
 _DIGIT_SPACE_RE = re.compile(r"(?<=\d)\s+(?=\d)")
+_LIST_COMMA_RE = re.compile(r"(?<=\d),\s+(?=\d{3}(?!\d))")
 _COMMAND_SPACE_RE = re.compile(r"(\\[a-zA-Z]+)\s+(?=[a-zA-Z])")
 _BASE_RE = re.compile(r"^([-+]?\d+)_\{?\d+\}?$")
 _ASSIGN_RE = re.compile(r"^[a-zA-Z](?:_\{?\w+\}?)?\s*=\s*(?=[^=])")
@@ -93,6 +94,7 @@ _NOT_PLAIN = tuple(
     )
 )
 # "1,000" outside brackets is a thousands separator to Math-Verify, inside them a list's comma
+_NEGATED_RE = re.compile(r"-\s*(?:[(\[]|\\left|\\\{)")
 _LIST_THOUSANDS_RE = re.compile(r"(?<=\d),\d{3}(?!\d)")
 
 
@@ -121,6 +123,8 @@ def normalize_answer(answer: str) -> str:
     thousands = _THOUSANDS_RE.match(s)  # before spaces go: "10, 080" is a list, not 10080
     s = _COMMAND_SPACE_RE.sub("\\1\0", s)  # "\\pi r" must not become "\\pir"
     s = _DIGIT_SPACE_RE.sub("\0", s)
+    if not thousands:  # "10, 080" stays a list when read again (`parse_number` normalises too)
+        s = _LIST_COMMA_RE.sub(",\0", s)
     s = "".join(s.split()).replace("\0", " ")
     s = _FRAC_DIGITS_RE.sub(r"\\frac{\1}{\2}", s)
     s = _FRAC_DIGIT_BRACE_RE.sub(r"\\frac{\1}", s)
@@ -195,10 +199,13 @@ def is_plain(answer: str) -> bool:
         if name in ("frac", "dfrac", "tfrac", "sqrt") and not _plain_arguments(s, name, m.end()):
             return False
     # commands become \x01 (not a space: "\\sqrt{2} \\pm 1" has no "} 1" in it)
-    bare = _BASE_TAIL_RE.sub("", _ENV_NAME_RE.sub("", _COMMAND_RE.sub("\x01", s)))
+    bare = _COMMAND_RE.sub("\x01", s.replace("\\!", ""))  # Math-Verify deletes \\! first
+    bare = _BASE_TAIL_RE.sub("", _ENV_NAME_RE.sub("", bare))
     if any(pattern.search(bare) for pattern in _NOT_PLAIN):
         return False
-    if not _THOUSANDS_RE.match(s) and any(
+    if "\\cup" in s and _NEGATED_RE.search(s):
+        return False  # "-(1, 2) \\cup (3, 4)": Math-Verify reads it its own way
+    if not _THOUSANDS_RE.match(s.replace("\\!", "")) and any(
         _depth(bare, m.start()) == 0 for m in _LIST_THOUSANDS_RE.finditer(bare)
     ):
         return False  # "1,000, 2": thousands, or three elements?

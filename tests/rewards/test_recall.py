@@ -46,6 +46,9 @@ SPELLINGS = [
     ("\\dfrac{\\sqrt{3}}{2}", "\\frac{\\sqrt3}2"),
     ("15\\frac{39}{40}, \\frac{639}{40}", "\\frac{639}{40}"),  # one value, boxed twice
     ("x = \\frac{1}{2}", "0.5"),
+    ("12.5\\%", "0.125"),
+    ("x = 10,455", "10455"),  # Math-Verify reads x = {10, 455} here: t1 is right
+    ("10, \\!080", "\\{80, 10\\}"),  # spaced: a list, for both readers
 ]
 # (response, reference): answers split over boxes, and phrases
 RESPONSES = [
@@ -73,6 +76,7 @@ DIFFERENT = [
     ("(2,2),(6,2)", "(2,2),(2,6)"),
     ("2^23", "2^{22}"),
     ("-3\\frac{1}{4}", "-2.75"),
+    ("\\frac{1}{3}\\%", "\\frac{1}{3}"),  # a third of a percent
 ]
 
 
