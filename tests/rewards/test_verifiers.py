@@ -16,7 +16,9 @@ REF_24 = json.dumps({"target": 24, "numbers": [3, 5, 7, 1], "use_all": True})
 
 def test_registry_names_and_unknown_task() -> None:
     assert {"math", "gsm8k", "countdown", "linear", "gpqa"} <= set(verifier_names())
-    with pytest.raises(ConfigError, match=r"did you mean 'countdown'.*valid: countdown, gpqa, gsm8k"):
+    with pytest.raises(
+        ConfigError, match=r"did you mean 'countdown'.*valid: countdown, gpqa, gsm8k"
+    ):
         get_verifier("contdown")
     with pytest.raises(ConfigError, match="cannot import"):
         get_verifier("no_such_module_xyz:factory")
