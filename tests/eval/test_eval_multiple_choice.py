@@ -4,12 +4,9 @@ spellings, and the per-subject and per-domain tables, against hand counts."""
 from __future__ import annotations
 
 import pytest
-from eval_fakes import FakeProblem
+from eval_fakes import FakeProblem, evaluate_script
 
-from t1.config import DataConfig, RewardConfig
-from t1.eval.evaluate import evaluate
 from t1.rewards.multiple_choice import choice_reference
-from t1.rollout.base import SamplingParams
 
 GASES = ["Helium", "Neon", "Argon", "Radon"]
 # p0 (B): (B), Neon -> B, C, B: 3 of 4; p1 (A): C, C, A, none: 1 of 4; p2 (D): 4 of 4
@@ -26,20 +23,8 @@ PROBLEMS = [
 
 
 @pytest.fixture
-def result(scripted_engine, tiny_tokenizer):
-    return evaluate(
-        scripted_engine(lambda i, j: SCRIPT[i][j]),
-        tiny_tokenizer,
-        PROBLEMS,
-        "gpqa",
-        SamplingParams(max_new_tokens=64, seed=0),
-        n=4,
-        ks=[1, 2, 4],
-        reward_cfg=RewardConfig(task="gpqa"),
-        data_cfg=DataConfig(chat_template="off"),
-        bootstrap=200,
-        progress=False,
-    )
+def result(tiny_tokenizer):
+    return evaluate_script(tiny_tokenizer, PROBLEMS, SCRIPT, "gpqa", max_new=64)
 
 
 def test_accuracy_and_majority_over_letter_spellings(result):
