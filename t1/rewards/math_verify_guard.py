@@ -77,6 +77,13 @@ def warm_up() -> None:
             _isolated()._worker()
 
 
+def stop_worker() -> None:
+    """Stop the Math-Verify worker and its spare (the next call starts fresh ones)."""
+    if _ISOLATED is not None and _ISOLATED.owner == os.getpid():
+        with _ISOLATED.lock:
+            _ISOLATED.kill()
+
+
 def set_inline(inline: bool) -> None:
     """Run Math-Verify in this process under a soft limit (for worker processes on their main
     thread, whose parent enforces the hard limit by killing them)."""
@@ -157,5 +164,6 @@ def _isolated() -> _IsolatedVerifier:
 
 @atexit.register
 def _shutdown() -> None:
+    """No lock here: a call stuck in another thread must not hold up the exit."""
     if _ISOLATED is not None and _ISOLATED.owner == os.getpid():
         _ISOLATED.kill()
