@@ -50,7 +50,8 @@ def parse_countdown_reference(reference: str) -> tuple[Fraction, tuple[Fraction,
         return Fraction(str(data["target"])), numbers, bool(data.get("use_all", True))
     except (ValueError, TypeError, KeyError, ZeroDivisionError) as exc:
         raise DataError(
-            f'countdown reference {str(reference)[:80]!r} is not JSON {{"target": N, "numbers": [...]}}'
+            f"countdown reference {str(reference)[:80]!r} is not JSON "
+            '{"target": N, "numbers": [...]}'
         ) from exc
 
 

@@ -2,8 +2,8 @@
 
     math       the final answer (`t1.rewards.extraction`), `math_equal` to the reference (a bare
                answer or a MATH solution, reduced to its final answer)
-    gsm8k      the same extraction falling back to the last number; exact numeric comparison with the
-               reference (`#### N` tails are reduced to N)
+    gsm8k      the same extraction falling back to the last number; exact numeric comparison
+               with the reference (`#### N` tails are reduced to N)
     linear     the answer is a number (e.g. an integer solution x), compared exactly
 
 A verifier returns score 1.0 / 0.0 with `correct`, and `answer=None` when it found no answer;

@@ -18,7 +18,8 @@ from t1.rewards.extraction import extract_answer, last_boxed, last_number, refer
             "1, \\frac{1}{2}",
         ),  # one answer, two boxes
         (
-            "\\boxed{1}.\n\nWait, that is wrong. Redoing the sum term by term, the total is different: \\boxed{\\frac{1}{2}}",
+            "\\boxed{1}.\n\nWait, that is wrong. Redoing the sum term by term, "
+            "the total is different: \\boxed{\\frac{1}{2}}",
             "\\frac{1}{2}",
         ),
         ("nested \\boxed{\\frac{\\sqrt{3}}{2}} done", "\\frac{\\sqrt{3}}{2}"),
