@@ -41,8 +41,9 @@ from t1.rollout import sampling_params
 from t1.rollout.base import Rollout, RolloutEngine, SamplingParams
 from t1.runs import RunDir, seed_everything, write_jsonl
 
-# problem meta keys that get their own accuracy table when present
-BREAKDOWN_KEYS = ("subject", "level", "difficulty", "source")
+# problem meta keys that get their own accuracy table when present (GPQA files name their
+# fields "domain" and "subdomain")
+BREAKDOWN_KEYS = ("subject", "level", "difficulty", "source", "domain", "subdomain")
 
 
 def check_ks(n: int, ks: Sequence[int], key: str = "eval.ks") -> None:

@@ -24,3 +24,10 @@ class Verifier(Protocol):
     """Grades a response against a reference. Pure: never executes the text, never raises."""
 
     def __call__(self, text: str, reference: str) -> RewardResult: ...
+
+
+def verdict(correct: bool, answer: str | None, **metrics: float) -> RewardResult:
+    """A verifier's result: score 1.0 / 0.0 with `correct` (penalties are applied later)."""
+    return RewardResult(
+        score=1.0 if correct else 0.0, correct=correct, answer=answer, metrics=dict(metrics)
+    )

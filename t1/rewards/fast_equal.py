@@ -4,14 +4,17 @@ Decisions, each meant to agree with Math-Verify (the benchmark measures the agre
 
     equal      normalised strings match; or exact rational values match; or closed forms agree to
                1e-12 (relative) at every sample point with the same variables
-    not equal  values differ by more than 1e-4 (relative, scale at least 1), at any sample point
-    defer      anything else: relations, sets of different sizes, `\\pm`, `\\infty`, units the
-               normaliser doesn't know, values closer than 1e-4 but not equal (Math-Verify rounds)
+    not equal  only when both answers are plain (`normalize.is_plain`: every part read as
+               Math-Verify reads it, no words, units or text) and their values differ by more
+               than 1e-6 (relative, scale at least 1) at some sample point, or exactly
+    defer      anything else: relations, sets of different sizes, `\\pm`, `\\infty`, answers whose
+               reading is less complete than Math-Verify's, values closer than its rounding
 
 Tuples, intervals and bare lists are compared element-wise: all elements equal in order with the
-same brackets -> equal; an element with no possible partner -> not equal (true whether the
-brackets mean a tuple or a set); else defer. A percent sign makes "50\\%" match 50 and 0.5,
-as Math-Verify does, and is otherwise left to it.
+same brackets -> equal; a bare list (several boxes) and `\\{...\\}` are both sets; an element with
+no possible partner -> not equal (true whether the brackets mean a tuple or a set); else defer.
+A set whose elements all equal one value is that value. A percent sign on one side makes
+"50\\%" match 0.5, and 50 when both are whole numbers, as Math-Verify reads them; else defer.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from collections.abc import Callable
 from fractions import Fraction
 
 from t1.rewards.latex_eval import Node, evaluate, evaluate_exact, parse_latex, variables
-from t1.rewards.normalize import normalize_answer, parse_number
+from t1.rewards.normalize import is_plain, normalize_answer, parse_number
 
 # relative gap above which two values are different; below EQUAL_REL they are the same
 DIFFERENT_REL = 1e-6
@@ -37,29 +40,57 @@ MAX_ELEMENTS = 16
 SAMPLES = (0.7318, 1.4142 + 0.3719j, -2.2361)
 
 _OPEN = {"(": ")", "[": "]", "\\{": "\\}"}
+# a bare list "1, 2" (several boxes) and "\\{1, 2\\}" are both sets to Math-Verify
+_SETS = ("", "\\{\\}")
 _INFINITY = {"\\infty": 1, "+\\infty": 1, "-\\infty": -1, "\\infin": 1, "-\\infin": -1}
 _BASE_RE = re.compile(r"^([0-9A-Za-z]+)_\{?(\d+)\}?$")
+_ASSIGNED_RE = re.compile(r"^\s*([a-zA-Z])\s*=(?!=)")
 _MATRIX_RE = re.compile(r"^\\begin\{([pbvB]?matrix)\}(.*?)(?:\\\\)?\\end\{\1\}$")
 
 
 def fast_equal(pred: str, ref: str) -> bool | None:
-    """True / False when sure, None when Math-Verify must decide."""
+    """True / False when sure, None when Math-Verify must decide.
+
+    "Not equal" needs both answers plain (`is_plain`): where the fast path's reading of either
+    is less complete than Math-Verify's (units, words, text, unusual spellings), a difference it
+    sees may be its own misreading, so it steps aside.
+    """
+    verdict = _compare(pred, ref)
+    if verdict is False and not (is_plain(pred) and is_plain(ref)):
+        return None
+    return verdict
+
+
+def _compare(pred: str, ref: str) -> bool | None:
+    """The fast path's verdict on its own reading of both answers."""
+    names = _assigned(pred), _assigned(ref)
+    if None not in names and names[0] != names[1]:
+        return None  # "x = 5" vs "y = 5": Math-Verify compares the equations, names included
     a, b = normalize_answer(pred), normalize_answer(ref)
     if not a or not b:
         return None
+    if ("%" in pred) != ("%" in ref):
+        return _percent_equal(a, b) if "%" in pred else _percent_equal(b, a)
     if a == b:
         return True
-    if "%" in pred or "%" in ref:
-        return _percent_equal(a, b)
+    if "%" in pred:
+        return None
     return compare_normalized(a, b)
+
+
+def _assigned(answer: str) -> str | None:
+    """The variable of an answer written `x = ...`, else None."""
+    m = _ASSIGNED_RE.match(answer)
+    return m.group(1) if m else None
 
 
 def compare_normalized(a: str, b: str) -> bool | None:
     """`fast_equal` on normalised strings: unions, relations, `\\pm`, containers, scalars."""
     if a == b:
         return True
-    if (_is_constant(a) and _is_collection(b)) or (_is_collection(a) and _is_constant(b)):
-        return False  # one value is never a tuple, interval, set, matrix or union
+    for one, many in ((a, b), (b, a)):
+        if _is_constant(one) and _is_collection(many):
+            return _value_and_collection(one, many)
     unions = _top_level_split(a, "\\cup"), _top_level_split(b, "\\cup")
     if len(unions[0]) > 1 or len(unions[1]) > 1:
         return _unordered(unions[0], unions[1], compare_normalized)
@@ -75,7 +106,7 @@ def compare_normalized(a: str, b: str) -> bool | None:
     if left[0] is None or right[0] is None:  # "-(1,2)" vs "(1,2)" can still be told apart
         negated = _negated_container(a, right) or _negated_container(b, left)
         return False if negated else None
-    is_set = left[0] == right[0] and left[0] in ("", "\\{\\}")  # Math-Verify: order-free
+    is_set = left[0] in _SETS and right[0] in _SETS  # Math-Verify: order-free
     if left[0] == right[0] and len(left[1]) == len(right[1]):
         in_order = [_element_equal(x, y) for x, y in zip(left[1], right[1])]
         if all(v is True for v in in_order):
@@ -83,6 +114,18 @@ def compare_normalized(a: str, b: str) -> bool | None:
         if not is_set and False in in_order:  # tuples and intervals are ordered
             return False
     return _unordered(left[1], right[1], _element_equal, decide_true=False, as_set=is_set)
+
+
+def _value_and_collection(value: str, many: str) -> bool | None:
+    """One value against a tuple, interval, set, matrix or union: never equal, except a set
+    whose elements all equal it (boxes "15\\frac{39}{40}" and "\\frac{639}{40}": one value)."""
+    brackets, elements = split_elements(many)
+    if brackets not in _SETS or len(elements) > MAX_ELEMENTS:
+        return False
+    verdicts = [_element_equal(x, value) for x in elements]
+    if all(v is True for v in verdicts):
+        return True
+    return False if False in verdicts else None
 
 
 def split_elements(s: str) -> tuple[str | None, list[str]]:
@@ -263,16 +306,24 @@ def parse_matrix(s: str) -> list[list[str]] | None:
 
 
 def _element_equal(x: str, y: str) -> bool | None:
+    """Two elements of collections: values, or collections themselves ("(2,2),(6,2)")."""
     if x == y:
         return True
+    if split_elements(x)[0] is not None or split_elements(y)[0] is not None:
+        return compare_normalized(x, y)
     return scalar_equal(x, y)
 
 
-def _percent_equal(a: str, b: str) -> bool | None:
-    x, y = parse_number(a), parse_number(b)
+def _percent_equal(percent: str, plain: str) -> bool | None:
+    """ "p%" against a value, as Math-Verify reads them: equal to p/100, and to p itself when both
+    are whole numbers written as such (50% = 50, but 1/3 % is not 1/3); else defer."""
+    x, y = parse_number(percent), parse_number(plain)
     if x is None or y is None:
         return None
-    return True if x in (y, y * 100, y / 100) else None
+    if x / 100 == y:
+        return True
+    whole = x.denominator == 1 and x >= 0 and "." not in percent + plain
+    return True if whole and x == y else None
 
 
 def _close(x: Fraction, y: Fraction, decimal: bool) -> bool | None:

@@ -4,23 +4,28 @@ The fast path of `math_equal` uses it to compare closed forms (`2\\sqrt{2}` vs `
 `\\frac{3\\pi}{4}` vs `0.75\\pi`) and polynomials (at fixed sample points) without sympy.
 
     expr    := term (("+" | "-") term)*
-    term    := unary (("*" | "/" | implicit) unary)*          # "2\\pi" and "3(x+1)" multiply
+    term    := chain (("*" | "/") chain)*
+    chain   := unary power*                                    # "2\\pi r", "3(x+1)": side by side
     unary   := ("-" | "+") unary | power
-    power   := postfix ("^" unary_atom)?
+    power   := postfix ("^" (unary | postfix))?                # x^23 is x^{23} (Math-Verify)
     postfix := atom "!"?                                       # n! for integers n <= 20
     atom    := NUMBER | LETTER | \\pi | "(" expr ")" | "{" expr "}" | \\frac{expr}{expr}
              | \\sqrt[n]{expr} | \\sqrt{expr} | \\sin power (also cos tan cot sec csc ln exp)
 
-Letters are variables, except `e` (Euler's number), as Math-Verify reads them. Unknown commands,
-relations, `\\pm`, `\\infty` and anything else make `parse_latex` return None: the caller then
-defers to Math-Verify. Bounds: `MAX_TOKENS` tokens, `MAX_DEPTH` nesting; evaluation is in
-complex floats (overflow raises, and the caller defers) or exactly in `Fraction`s when the tree
-is rational.
+Side-by-side factors bind tighter than `*` and `/` ("2/3x" is 2/(3x)), and an integer followed
+by `\\frac` of two positive integers is a mixed number (`7\\frac{1}{2}` = 7.5), both as Math-Verify
+(latex2sympy2) reads them; an integer beside any other rational ("2(3)", which it reads as 5) is
+left to it. Letters are variables, except `e` (Euler's number), as Math-Verify reads them.
+Unknown commands, relations, `\\pm`, `\\infty` and anything else make `parse_latex` return None:
+the caller then defers to Math-Verify. Bounds: `MAX_TOKENS` tokens, `MAX_DEPTH` nesting;
+evaluation is in complex floats (overflow raises, and the caller defers) or exactly in
+`Fraction`s when the tree is rational.
 """
 
 from __future__ import annotations
 
 import cmath
+import functools
 import math
 import re
 from fractions import Fraction
@@ -28,6 +33,8 @@ from fractions import Fraction
 MAX_TOKENS = 400
 MAX_DEPTH = 40
 MAX_BITS = 512
+# parsed answers remembered (trees are immutable tuples)
+CACHE_SIZE = 8192
 
 Node = tuple
 _TOKEN_RE = re.compile(r"(\d+(?:\.\d+)?|\.\d+)|(\\[a-zA-Z]+)|([a-zA-Z])|([-+*/^(){}\[\]!])")
@@ -52,6 +59,7 @@ class LatexError(ValueError):
     """Outside the supported subset, or over a bound."""
 
 
+@functools.lru_cache(maxsize=CACHE_SIZE)
 def parse_latex(text: str) -> Node | None:
     """The expression tree of a normalised answer (no spaces), or None when unsupported."""
     try:
@@ -88,7 +96,7 @@ def evaluate_exact(node: Node) -> Fraction | None:
         if b.denominator != 1 or abs(b) > 64 or (a == 0 and b < 0):
             return None
         value = a ** int(b)
-    elif kind == "div":
+    elif kind in ("div", "frac"):
         if b == 0:
             return None
         value = a / b
@@ -180,16 +188,19 @@ class _Parser:
         return node
 
     def term(self) -> Node:
-        node = self.unary()
-        while True:
-            token = self.peek()
-            if token in ("*", "/"):
-                self.take()
-                node = ("mul" if token == "*" else "div", node, self.unary())
-            elif token is not None and (token in _ATOM_START or _is_operand(token)):
-                node = ("mul", node, self.power())
-            else:
-                return node
+        node = self.chain()
+        while self.peek() in ("*", "/"):
+            op = self.take()
+            node = ("mul" if op == "*" else "div", node, self.chain())
+        return node
+
+    def chain(self) -> Node:
+        """Factors written side by side ("2\\pi r"): they bind tighter than * and /, so
+        "2/3x" is 2/(3x), as Math-Verify reads it. "7\\frac{1}{2}" is the mixed number 15/2."""
+        factors = [self.unary()]
+        while (token := self.peek()) is not None and (token in _ATOM_START or _is_operand(token)):
+            factors.append(self.power())
+        return _fold(factors)
 
     def unary(self) -> Node:
         if self.peek() in ("-", "+"):
@@ -205,19 +216,20 @@ class _Parser:
         if self.peek() == "^":
             self.take()
             self._enter()
-            exponent = self.unary() if self.peek() in ("-", "+") else self.postfix(single=True)
+            exponent = self.unary() if self.peek() in ("-", "+") else self.postfix()
             self.depth -= 1
             return ("pow", base, exponent)
         return base
 
-    def postfix(self, single: bool = False) -> Node:
-        node = self.atom(single)
+    def postfix(self) -> Node:
+        node = self.atom()
         if self.peek() == "!":
             self.take()
             node = ("fact", node)
         return node
 
     def atom(self, single: bool = False) -> Node:
+        """One operand; `single` where TeX takes one token (a bare \\frac or \\sqrt argument)."""
         token = self.take()
         if token in _CLOSE:
             self._enter()
@@ -226,7 +238,7 @@ class _Parser:
             self.depth -= 1
             return node
         if token == "frac":
-            return ("div", self._group(), self._group())
+            return ("frac", self._group(), self._group())
         if token == "sqrt":
             root: Node = ("num", Fraction(2))
             if self.peek() == "[":
@@ -244,10 +256,11 @@ class _Parser:
             self.depth -= 1
             return node
         if token[0].isdigit() or token[0] == ".":
-            if single and len(token) > 1 and token.isdigit():  # x^23 in TeX is x^2 * 3
+            if single and len(token) > 1 and token.isdigit():  # \sqrt23 is \sqrt{2} * 3
                 self.tokens[self.pos - 1 : self.pos] = [token[0], token[1:]]
                 token = token[0]
-            return ("num", Fraction(token))
+            # a power's exponent is whole: x^23 is x^{23} to Math-Verify (TeX: x^2 * 3)
+            return ("num", Fraction(token), token.isdigit())
         if token.isalpha() and len(token) == 1:
             return ("e",) if token == "e" else ("var", token)
         raise LatexError(f"unexpected {token}")
@@ -266,6 +279,37 @@ class _Parser:
         self.depth += 1
         if self.depth > MAX_DEPTH:
             raise LatexError("nested too deeply")
+
+
+def _fold(factors: list[Node]) -> Node:
+    """The product of side-by-side factors, or the mixed number `7\\frac{1}{2}` = 7 + 1/2.
+
+    Math-Verify (latex2sympy2) reads an integer followed by a positive rational as their sum,
+    whatever the rational's spelling (`2(3)` is 5 to it): any such pair other than an integer
+    and a \\frac of two integers is left to it (LatexError, the caller defers).
+    """
+    head = factors[0][1] if factors[0][0] == "neg" else factors[0]
+    if len(factors) == 2 and _is_int(head) and _positive_frac(factors[1]):
+        value = ("num", head[1] + evaluate_exact(factors[1]), False)
+        return ("neg", value) if factors[0][0] == "neg" else value
+    for k in range(1, len(factors)):
+        left = head if k == 1 else factors[k - 1]
+        exact_left, exact_right = evaluate_exact(left), evaluate_exact(factors[k])
+        if exact_right is not None and exact_left is not None and exact_left.denominator == 1:
+            raise LatexError("an integer beside a number: a sum or a product")
+    node = factors[-1]
+    for factor in reversed(factors[:-1]):
+        node = ("mul", factor, node)
+    return node
+
+
+def _is_int(node: Node) -> bool:
+    """A number written as digits alone (`7`, not `7.0`)."""
+    return node[0] == "num" and len(node) > 2 and node[2]
+
+
+def _positive_frac(node: Node) -> bool:
+    return node[0] == "frac" and all(_is_int(a) and a[1] > 0 for a in node[1:])
 
 
 def _is_operand(token: str) -> bool:

@@ -28,12 +28,16 @@ from t1.config import RewardConfig
 from t1.errors import ConfigError
 from t1.rewards.base import RewardResult, Verifier
 from t1.rewards.penalties import is_garbage, is_repetitive, is_truncated
-from t1.rewards.verifiers import BUILTIN_TASKS, get_verifier
-from t1.rewards.workers import SoftTimeout, WorkerPool, soft_limit
+from t1.rewards.registry import BUILTIN_TASKS, get_verifier
+from t1.rewards.timelimit import SoftTimeout, soft_limit
+from t1.rewards.workers import WorkerPool
 
 log = logging.getLogger("t1.rewards")
 
 PENALTIES = ("truncated", "repetitive", "garbage", "failure")
+# what a pool worker runs per item, and its start-up (Math-Verify inline, sympy imported)
+SCORE_HANDLER = f"{__name__}:score_local"
+WORKER_SETUP = "t1.rewards.math_verify_guard:prepare_worker"
 # slack of the in-process soft limit beyond the verifier's own limit (which should fire first)
 SOFT_SLACK_S = 1.0
 
@@ -155,7 +159,9 @@ def _score_pooled(
     items = [
         (task, texts[k], references[k], finish_reasons[k], _as_list(ids[k]), cfg) for k in todo
     ]
-    outcomes = _pool(cfg.workers).run("score", items, cfg.timeout_s + SOFT_SLACK_S) if todo else []
+    outcomes = (
+        _pool(cfg.workers).run(SCORE_HANDLER, items, cfg.timeout_s + SOFT_SLACK_S) if todo else []
+    )
     for k, outcome in zip(todo, outcomes):
         if outcome.status == "ok":
             results[k] = outcome.value
@@ -261,5 +267,5 @@ def _importable(task: str) -> bool:
 
 def _pool(size: int) -> WorkerPool:
     if size not in _POOLS:
-        _POOLS[size] = WorkerPool(size)
+        _POOLS[size] = WorkerPool(size, WORKER_SETUP)
     return _POOLS[size]

@@ -1,68 +1,35 @@
 """Worker processes that can be killed: the hard time limit behind Math-Verify and batch scoring.
 
-A worker is `python -c "...workers.main(FD)"`: a fresh interpreter (never a fork of a trainer
-holding CUDA or torch threads, and never a re-import of the user's `__main__`, which
-`multiprocessing`'s spawn would do) that talks pickled `(kind, args)` requests over a socket pair.
-Inside it, Math-Verify runs inline under a soft `setitimer` limit (the worker owns its main
-thread); the parent enforces the hard limit by SIGKILL when a reply is late, then starts a
-replacement. `WorkerPool.run` gives each item its own deadline, so one hung item costs one
-worker restart, never the batch.
+A worker is `python -c "...workers.main(FD, SETUP)"`: a fresh interpreter (never a fork of a
+trainer holding CUDA or torch threads, and never a re-import of the user's `__main__`, which
+`multiprocessing`'s spawn would do) that talks pickled `(handler, args)` requests over a socket
+pair. Handlers and the start-up hook are named as "package.module:function" and imported in the
+child, so this module imports nothing from the oracle: the modules that use workers name the
+functions they want run. The parent enforces the hard limit by SIGKILL when a reply is late,
+then starts a replacement. `WorkerPool.run` gives each item its own deadline, so one hung item
+costs one worker restart, never the batch.
 
-Requests: ("verify", (pred, ref, soft_limit_s)) -> (equal, how);
-          ("score", (task, text, reference, finish_reason, response_ids, cfg)) -> RewardResult.
+A request's reply is `handler(*args)`; an exception becomes a `WorkerError` in the parent.
 """
 
 from __future__ import annotations
 
-import contextlib
+import importlib
 import os
 import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
 # the child's program (`-c`, not `-m`: the package imports this module before `-m` could run it)
-_ENTRY = "import sys; from t1.rewards.workers import main; main(int(sys.argv[1]))"
-# seconds a fresh worker may take to import sympy and Math-Verify (charged to no item)
+_ENTRY = "import sys; from t1.rewards.workers import main; main(int(sys.argv[1]), sys.argv[2])"
+# seconds a fresh worker may take to run its start-up hook (e.g. import sympy; charged to no item)
 STARTUP_TIMEOUT_S = 120.0
-
-
-class SoftTimeout(BaseException):  # noqa: N818 - BaseException: `except Exception` can't eat it
-    """Raised in the main thread when a `soft_limit` runs out."""
-
-
-@contextlib.contextmanager
-def soft_limit(seconds: float | None) -> Iterator[None]:
-    """Raise `SoftTimeout` in this thread after `seconds`: main thread only, else no limit.
-
-    Signals interrupt Python code between bytecodes, not a long C call (a huge integer power):
-    that is what killing a worker is for. An outer limit already running is left alone.
-    """
-    usable = (
-        seconds is not None
-        and threading.current_thread() is threading.main_thread()
-        and signal.getitimer(signal.ITIMER_REAL)[0] == 0.0
-    )
-    if not usable:
-        yield
-        return
-
-    def _raise(signum: int, frame: object) -> None:
-        raise SoftTimeout
-
-    previous = signal.signal(signal.SIGALRM, _raise)
-    signal.setitimer(signal.ITIMER_REAL, max(seconds or 0.0, 1e-3))
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0.0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 class WorkerError(RuntimeError):
@@ -70,13 +37,17 @@ class WorkerError(RuntimeError):
 
 
 class WorkerProcess:
-    """One persistent child process; `request` with a deadline, `kill` on overrun."""
+    """One persistent child process; `request` with a deadline, `kill` on overrun.
 
-    def __init__(self) -> None:
+    `setup` ("package.module:function", or "" for none) runs in the child before it says ready.
+    """
+
+    def __init__(self, setup: str = "") -> None:
         parent, child = socket.socketpair()
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+        self.setup = setup
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", _ENTRY, str(child.fileno())],
+            [sys.executable, "-c", _ENTRY, str(child.fileno()), setup],
             pass_fds=[child.fileno()],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
@@ -87,7 +58,7 @@ class WorkerProcess:
         self.ready = False
 
     def wait_ready(self) -> None:
-        """Block until the worker has imported Math-Verify (at most `STARTUP_TIMEOUT_S`)."""
+        """Block until the worker has run its start-up hook (at most `STARTUP_TIMEOUT_S`)."""
         if self.ready:
             return
         if not self.conn.poll(STARTUP_TIMEOUT_S) or self.conn.recv() != "ready":
@@ -95,9 +66,9 @@ class WorkerProcess:
             raise WorkerError("reward worker failed to start (see its stderr above)")
         self.ready = True
 
-    def send(self, kind: str, args: tuple) -> None:
+    def send(self, handler: str, args: tuple) -> None:
         self.wait_ready()
-        self.conn.send((kind, args))
+        self.conn.send((handler, args))
 
     def receive(self) -> Any:
         status, value = self.conn.recv()
@@ -105,9 +76,9 @@ class WorkerProcess:
             raise WorkerError(value)
         return value
 
-    def request(self, kind: str, args: tuple, timeout_s: float) -> tuple[bool, Any]:
+    def request(self, handler: str, args: tuple, timeout_s: float) -> tuple[bool, Any]:
         """(True, reply) or (False, None) when no reply came within `timeout_s` (then killed)."""
-        self.send(kind, args)
+        self.send(handler, args)
         if not self.conn.poll(timeout_s):
             self.kill()
             return False, None
@@ -133,14 +104,15 @@ class Outcome:
 
 
 class WorkerPool:
-    """`size` persistent workers; each item of a batch gets its own deadline."""
+    """`size` persistent workers (each started with `setup`); each item gets its own deadline."""
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, setup: str = "") -> None:
         self.size = size
-        self.workers = [WorkerProcess() for _ in range(size)]
+        self.setup = setup
+        self.workers = [WorkerProcess(setup) for _ in range(size)]
 
-    def run(self, kind: str, items: list[tuple], timeout_s: float) -> list[Outcome]:
-        """One `(kind, item)` request per item, spread over the workers, in item order.
+    def run(self, handler: str, items: list[tuple], timeout_s: float) -> list[Outcome]:
+        """`handler(*item)` for each item, spread over the workers, in item order.
 
         A replacement worker imports while the others go on working; the loop never blocks on
         one worker, so every busy item's deadline is checked on time.
@@ -152,7 +124,7 @@ class WorkerPool:
             for slot, worker in enumerate(self.workers):
                 if slot not in busy and pending and worker.ready:
                     item = pending.pop()
-                    worker.send(kind, items[item])
+                    worker.send(handler, items[item])
                     busy[slot] = (item, time.monotonic() + timeout_s)
             starting = [w.conn for w in self.workers if not w.ready]
             if not busy and not wait(starting, timeout=STARTUP_TIMEOUT_S):
@@ -186,7 +158,7 @@ class WorkerPool:
             return
         del busy[slot]
         if not worker.alive:
-            self.workers[slot] = WorkerProcess()  # imports while the others work
+            self.workers[slot] = WorkerProcess(self.setup)  # starts while the others work
 
     def _start_or_replace(self, slot: int) -> None:
         """Take a starting worker's "ready"; one that died while starting is replaced."""
@@ -194,7 +166,7 @@ class WorkerPool:
             self.workers[slot].wait_ready()
         except (WorkerError, EOFError, OSError):
             self.workers[slot].kill()
-            self.workers[slot] = WorkerProcess()
+            self.workers[slot] = WorkerProcess(self.setup)
 
     @staticmethod
     def _collect(worker: WorkerProcess) -> Outcome:
@@ -211,40 +183,34 @@ class WorkerPool:
             w.kill()
 
 
-def _serve(conn: Connection) -> None:
-    """The worker's loop: answer requests until the parent closes the socket."""
-    from t1.rewards.math_equal import _quiet_math_verify, set_inline
+def resolve(name: str) -> Callable[..., Any]:
+    """The function named "package.module:function"."""
+    module, _, attr = name.partition(":")
+    if not module or not attr:
+        raise WorkerError(f"not a 'package.module:function' name: {name!r}")
+    return getattr(importlib.import_module(module), attr)
 
-    set_inline(True)
-    _quiet_math_verify()
-    import math_verify  # noqa: F401 - pay the sympy import before saying ready
 
+def _serve(conn: Connection, setup: str) -> None:
+    """The worker's loop: run the start-up hook, then answer requests until the parent closes."""
+    if setup:
+        resolve(setup)()
     conn.send("ready")
+    handlers: dict[str, Callable[..., Any]] = {}
     while True:
         try:
-            kind, args = conn.recv()
+            name, args = conn.recv()
         except (EOFError, OSError):
             return
         try:
-            conn.send(("ok", _handle(kind, args)))
+            if name not in handlers:
+                handlers[name] = resolve(name)
+            conn.send(("ok", handlers[name](*args)))
         except Exception as exc:  # noqa: BLE001 - reported to the parent, which decides
             conn.send(("error", f"{type(exc).__name__}: {exc}"[:500]))
 
 
-def _handle(kind: str, args: tuple) -> Any:
-    if kind == "verify":
-        from t1.rewards.math_equal import verify_inline
-
-        pred, ref, soft = args
-        return verify_inline(pred, ref, soft)
-    if kind == "score":
-        from t1.rewards.reward import score_local
-
-        return score_local(*args)
-    raise WorkerError(f"unknown request {kind!r}")
-
-
-def main(fd: int) -> None:
-    """Entry point of a worker process, given its end of the socket pair."""
+def main(fd: int, setup: str = "") -> None:
+    """Entry point of a worker process, given its end of the socket pair and start-up hook."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C belongs to the parent
-    _serve(Connection(fd))
+    _serve(Connection(fd), setup)

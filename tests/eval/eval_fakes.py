@@ -8,6 +8,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from t1.config import DataConfig, RewardConfig
+from t1.eval.evaluate import evaluate
 from t1.rollout.base import Rollout, SamplingParams
 
 
@@ -50,6 +52,29 @@ class ScriptedEngine:
 
     def update_weights(self, model: Any) -> None:
         pass
+
+
+def evaluate_script(
+    tokenizer: Any,
+    problems: Sequence[Any],
+    script: Sequence[Sequence[str]],
+    task: str,
+    max_new: int,
+) -> dict[str, Any]:
+    """`evaluate()` of the scripted samples `script[i][j]` of problem i (4 each; k = 1, 2, 4)."""
+    return evaluate(
+        ScriptedEngine(tokenizer, lambda i, j: script[i][j]),
+        tokenizer,
+        problems,
+        task,
+        SamplingParams(max_new_tokens=max_new, seed=0),
+        n=4,
+        ks=[1, 2, 4],
+        reward_cfg=RewardConfig(task=task),
+        data_cfg=DataConfig(chat_template="off"),
+        bootstrap=200,
+        progress=False,
+    )
 
 
 class ReadingCompleter:

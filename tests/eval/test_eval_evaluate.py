@@ -5,12 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from eval_fakes import FakeProblem
+from eval_fakes import FakeProblem, evaluate_script
 
-from t1.config import DataConfig, RewardConfig
 from t1.errors import ConfigError
-from t1.eval.evaluate import check_ks, evaluate, flat_metrics, summarize, write_eval
-from t1.rollout.base import SamplingParams
+from t1.eval.evaluate import check_ks, flat_metrics, summarize, write_eval
 from t1.runs import RunDir, read_jsonl
 
 # problem 0 (reference 3): 2 of 4 right; problem 1 (reference 7): 1 of 4 right, one cut at 12
@@ -25,21 +23,8 @@ PROBLEMS = [
 
 
 @pytest.fixture
-def result(scripted_engine, tiny_tokenizer):
-    engine = scripted_engine(lambda i, j: SCRIPT[i][j])
-    return evaluate(
-        engine,
-        tiny_tokenizer,
-        PROBLEMS,
-        "math",
-        SamplingParams(max_new_tokens=12, seed=0),
-        n=4,
-        ks=[1, 2, 4],
-        reward_cfg=RewardConfig(task="math"),
-        data_cfg=DataConfig(chat_template="off"),
-        bootstrap=200,
-        progress=False,
-    )
+def result(tiny_tokenizer):
+    return evaluate_script(tiny_tokenizer, PROBLEMS, SCRIPT, "math", max_new=12)
 
 
 def test_accuracy_pass_and_maj_hand_computed(result):

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from t1.rewards import extract_answer, get_verifier, math_equal
 from t1.rewards.base import RewardResult
-from t1.rewards.math_equal import warm_up
+from t1.rewards.math_verify_guard import warm_up
 
 LIMIT_S = 2.0
 FRAGMENTS = [
@@ -37,6 +37,10 @@ HOSTILE = [
     "\\boxed{2^{2^{2^{2^{2^{2^{2}}}}}}}",
     "\\boxed{\\sqrt[9999999]{9999999!}}",
     "\\x00\\xff\ud800",
+    "\\boxed{1}, " * 20_000,
+    "The final answer is " * 20_000,
+    "Answer: (" * 20_000,
+    "$" * 100_000,
 ]
 fuzz_text = st.lists(st.sampled_from(FRAGMENTS) | st.text(max_size=4), max_size=25).map("".join)
 fast_settings = settings(
@@ -50,6 +54,7 @@ REFS = {
     "linear": "5",
     "gsm8k": "#### 18",
     "math": "\\frac{\\sqrt{3}}{2}",
+    "gpqa": json.dumps({"answer": "B", "choices": ["Neon", "Argon", "Xenon", "Radon"]}),
 }
 
 
@@ -80,7 +85,7 @@ def test_math_equal_fuzz(pred: str, ref: str) -> None:
     assert _timed(math_equal, pred, ref, 1.0) in (True, False)
 
 
-@pytest.mark.parametrize("task", ["countdown", "linear", "gsm8k"])
+@pytest.mark.parametrize("task", ["countdown", "linear", "gsm8k", "gpqa"])
 @fast_settings
 @given(text=fuzz_text)
 def test_cheap_verifiers_fuzz(task: str, text: str) -> None:

@@ -19,7 +19,11 @@ from t1.rewards.latex_eval import evaluate, evaluate_exact, parse_latex, variabl
         ("\\sqrt[3]{8}", 2.0),
         ("2^-1", 0.5),
         ("-x^2", -4.0),  # x = 2: the sign applies after the power
-        ("x^23", 12.0),  # TeX: x^2 * 3 with x = 2
+        ("x^23", 2.0**23),  # Math-Verify reads x^{23} (TeX would read x^2 * 3)
+        ("7\\frac{1}{2}", 7.5),  # a mixed number
+        ("-7\\frac{1}{2}", -7.5),
+        ("2\\frac{\\pi}{4}", math.pi / 2),  # not a mixed number: pi/4 is not rational
+        ("1/2x", 0.25),  # side-by-side factors bind first: 1/(2x), as Math-Verify reads it
         ("3(x+1)", 9.0),
         ("5!", 120.0),
         ("e^{2}", math.e**2),
@@ -41,7 +45,17 @@ def test_exact_rationals_and_variables() -> None:
 
 
 @pytest.mark.parametrize(
-    "text", ["x<3", "\\infty", "1\\pm2", "\\log x", "(" * 50 + "1" + ")" * 50, "1+" * 300 + "1"]
+    "text",
+    [
+        "x<3",
+        "\\infty",
+        "1\\pm2",
+        "\\log x",
+        "(" * 50 + "1" + ")" * 50,
+        "1+" * 300 + "1",
+        "2(3)",  # Math-Verify: 2 + 3; a reader would say 6: left to Math-Verify
+        "2\\frac{1}{2}\\frac{1}{2}",
+    ],
 )
 def test_unsupported_or_over_bounds(text: str) -> None:
     assert parse_latex(text) is None

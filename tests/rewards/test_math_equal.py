@@ -8,7 +8,8 @@ import time
 import pytest
 
 from t1.rewards.fast_equal import fast_equal
-from t1.rewards.math_equal import math_equal, math_verdict, warm_up
+from t1.rewards.math_equal import math_equal, math_verdict
+from t1.rewards.math_verify_guard import stop_worker, warm_up
 
 # (pred, ref, expected): each line a case a grader must get right
 TABLE = [
@@ -175,3 +176,10 @@ def test_base_subscripts_follow_math_verify() -> None:
     # since a verdict that differs from the reference grader would be a silent reward change
     assert math_verdict("1011_2", "1011") == (True, "fast")
     assert math_verdict("11_2", "3") == (False, "fast")
+
+
+def test_a_stopped_worker_is_replaced_on_the_next_call() -> None:
+    warm_up()
+    stop_worker()
+    stop_worker()  # stopping twice is harmless
+    assert math_verdict("x<3", "3>x", timeout_s=10.0) == (True, "verify")

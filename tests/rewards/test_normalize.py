@@ -20,7 +20,7 @@ from t1.rewards.normalize import normalize_answer, parse_number
         ("11,\\! 111,\\! 100", "11111100"),
         ("1{,}000", "1000"),
         ("1,000", "1000"),
-        ("1, 000", "1,000"),  # spaced: a list, not a thousands separator
+        ("1, 000", "1, 000"),  # spaced: a list, not a thousands separator (and stays one)
         ("30^\\circ", "30"),
         ("30^{\\circ}", "30"),
         ("25\\%", "25"),

@@ -9,14 +9,16 @@ import pytest
 
 from t1.errors import ConfigError, DataError
 from t1.rewards import get_verifier, verifier_names
-from t1.rewards.verifiers import countdown_correct, parse_countdown_reference
+from t1.rewards.countdown import countdown_correct, parse_countdown_reference
 
 REF_24 = json.dumps({"target": 24, "numbers": [3, 5, 7, 1], "use_all": True})
 
 
 def test_registry_names_and_unknown_task() -> None:
-    assert {"math", "gsm8k", "countdown", "linear"} <= set(verifier_names())
-    with pytest.raises(ConfigError, match=r"did you mean 'countdown'.*valid: countdown, gsm8k"):
+    assert {"math", "gsm8k", "countdown", "linear", "gpqa"} <= set(verifier_names())
+    with pytest.raises(
+        ConfigError, match=r"did you mean 'countdown'.*valid: countdown, gpqa, gsm8k"
+    ):
         get_verifier("contdown")
     with pytest.raises(ConfigError, match="cannot import"):
         get_verifier("no_such_module_xyz:factory")
@@ -103,9 +105,9 @@ def test_math_verifier() -> None:
 
 
 def test_register_verifier(monkeypatch: pytest.MonkeyPatch) -> None:
-    from t1.rewards import register_verifier, verifiers
+    from t1.rewards import register_verifier, registry
 
-    monkeypatch.setattr(verifiers, "_REGISTRY", dict(verifiers._REGISTRY))  # undone after
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))  # undone after
     with pytest.raises(ConfigError, match="built in"):
         register_verifier("math", lambda: None)
     register_verifier("always_right_for_tests", lambda: lambda text, ref: None)
