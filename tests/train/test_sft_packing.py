@@ -23,15 +23,6 @@ from t1.train.packing import (
 )
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One intra-op thread: much faster for tiny models on a shared 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_pack_rows_first_fit_decreasing():
     # sorted: 5 (i0), 4 (i2), 3 (i1), 2 (i3); capacity 7:
     # 5 -> row A (2 left); 4 -> row B (3 left); 3 -> row B (0 left); 2 -> row A (0 left)
