@@ -107,6 +107,13 @@ def largest_logprob(model: torch.nn.Module, input_ids: torch.Tensor, temperature
     return float((logits / temperature).log_softmax(-1).abs().max())
 
 
+def entropy_tolerance(d: float, L: float, vocab: int) -> float:
+    """How far two entropies −Σ_v p_v·log p_v may differ when every log p_v agrees within d:
+    each moves by <= Σ_v p_v·|1 + log p_v|·d <= (1 + L)·d, L the largest |log p_v|; the sum over
+    the vocabulary rounds at magnitude <= L."""
+    return (1 + L) * d + bound(vocab, L)
+
+
 def grad_tolerance(a: torch.Tensor, b: torch.Tensor, n: int, weight_change: float = 0.0) -> float:
     """How far two gradients of one tensor may differ entrywise: bound(n, CANCEL·largest entry);
     loss weights (advantages) that differ by up to `weight_change` add

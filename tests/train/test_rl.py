@@ -22,6 +22,7 @@ from rounding import (  # noqa: E402
     adam_step_tolerance,
     assert_grads_close,
     bound,
+    entropy_tolerance,
     grad_terms,
     grad_tolerance,
     largest_logprob,
@@ -252,9 +253,9 @@ def test_two_process_update_equals_one_process(tmp_path):
     # over R tokens and the mean over the rows round at magnitude <= 2·R·L
     tol_kl = R * (d_pol + d_anc) + bound(R + rows, 2 * R * L)
     assert m2["kl"] == pytest.approx(m1["kl"], rel=0, abs=tol_kl)
-    # entropy −Σ_v p_v·log p_v: moves by <= Σ_v p_v·|1 + log p_v|·d_pol <= (1 + L)·d_pol; the
-    # sum over V tokens and the mean over the rows' tokens round at magnitude <= L
-    tol_h = (1 + L) * d_pol + bound(V + rows * R, L)
+    # entropy: each token's within entropy_tolerance (tests/rounding.py); the mean over the rows'
+    # tokens rounds at magnitude <= L
+    tol_h = entropy_tolerance(d_pol, L, V) + bound(rows * R, L)
     assert m2["entropy"] == pytest.approx(m1["entropy"], rel=0, abs=tol_h)
     # loss: token mean of −A·log p, minus γ·entropy. A = RLOO(r) − β·RLOO(kl) with r in {0, 1}:
     # |A| <= 1 + 2β·max|kl of a row|; RLOO moves by <= twice its inputs' change. −A·log p moves
