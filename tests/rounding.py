@@ -33,6 +33,7 @@ import torch
 
 # 2^-23: the spacing of float32 numbers in [1, 2); one rounding errs by at most half of it
 EPS32 = torch.finfo(torch.float32).eps
+EPS64 = torch.finfo(torch.float64).eps  # 2^-52, the same for float64
 
 # The absolute terms of a gradient entry (per position, or per row at unit advantage) add up to
 # 4.5-7.5x the tensor's largest entry on the RL batches of these tests (autograd hooks, per-row
@@ -41,9 +42,10 @@ EPS32 = torch.finfo(torch.float32).eps
 CANCEL = 16.0
 
 
-def bound(n: int, m: float) -> float:
-    """Largest difference of two float32 evaluations that each round n times at magnitude <= m."""
-    return n * EPS32 * float(m)
+def bound(n: int, m: float, eps: float = EPS32) -> float:
+    """Largest difference of two evaluations that each round n times at magnitude <= m (float32;
+    float64 with eps=EPS64)."""
+    return n * eps * float(m)
 
 
 def logprob_terms(config, positions: int) -> int:
