@@ -29,6 +29,7 @@ from rounding import (  # noqa: E402
     logprob_tolerance,
 )
 
+from t1.config import RLStage  # noqa: E402
 from t1.errors import ConfigError  # noqa: E402
 from t1.models import build_char_tokenizer, build_tiny_model  # noqa: E402
 from t1.models.prompts import build_prompt  # noqa: E402
@@ -195,6 +196,13 @@ def _scripted_batch(cfg, tok, n_problems: int):
     return collate_rollouts(rollouts, tok.pad_token_id)
 
 
+def _max_row_kl(policy, anchor, batch, T: float) -> float:
+    """The largest |Σ_t (log π − log π_ref)| of a row (k1): what bounds β·RLOO(kl) in A."""
+    with torch.no_grad():
+        diff = compute_logprobs(policy, batch, T) - compute_logprobs(anchor, batch, T)
+    return float((diff * batch.response_mask).sum(1).abs().max())
+
+
 def _assert_updates_close(after: dict, other: dict, grads: dict, grad_tols: dict, cfg) -> None:
     """Weights after the first Adam step (ADAM_AS_SGD) within `adam_step_tolerance`."""
     lr, eps = cfg.optim.lr, cfg.optim.eps
@@ -206,8 +214,8 @@ def _assert_updates_close(after: dict, other: dict, grads: dict, grad_tols: dict
         )
 
 
-@pytest.mark.numerics
-def test_two_process_update_equals_one_process(tmp_path):
+def _one_and_two_process_steps(tmp_path) -> tuple[dict, dict]:
+    """ddp_step.py alone and under torchrun with 2 processes: (one, two) as it saved them."""
     script = Path(__file__).parent / "ddp_step.py"
     threads = str(torch.get_num_threads())  # each process runs as this one does
     env = {**os.environ, "OMP_NUM_THREADS": threads, "PYTHONPATH": str(Path(__file__).parents[2])}
@@ -227,7 +235,12 @@ def test_two_process_update_equals_one_process(tmp_path):
         ],
         env,
     )
-    one, two = torch.load(one), torch.load(two)
+    return torch.load(one), torch.load(two)
+
+
+@pytest.mark.numerics
+def test_two_process_update_equals_one_process(tmp_path):
+    one, two = _one_and_two_process_steps(tmp_path)
     cfg = ddp_config(str(tmp_path / "unused"))
     tok = build_char_tokenizer(cfg.model.tiny.alphabet)
     init = build_tiny_model(tok, cfg.model.tiny, seed=0)
@@ -238,7 +251,8 @@ def test_two_process_update_equals_one_process(tmp_path):
     # a bound from tests/rounding.py: n roundings at magnitude m differ by <= n·EPS32·m.
     batch = _scripted_batch(cfg, tok, PROBLEMS)  # every row a run can draw
     P, R = batch.input_ids.shape[1], batch.response_mask.shape[1]  # positions, response tokens
-    rows, V, T = cfg.rl.prompts_per_step * cfg.rl.k, init.config.vocab_size, 1.0
+    rows, V = cfg.rl.prompts_per_step * cfg.rl.k, init.config.vocab_size
+    T = cfg.sampling.temperature
     d_pol = logprob_tolerance(init, batch.input_ids)  # one log-prob of the policy
     d_anc = logprob_tolerance(anchor, batch.input_ids)  # and of the anchor
     L = max(largest_logprob(m, batch.input_ids, T) for m in (init, anchor))  # size of a log-prob
@@ -263,7 +277,7 @@ def test_two_process_update_equals_one_process(tmp_path):
     # |A| <= 1 + 2β·max|kl of a row|; RLOO moves by <= twice its inputs' change. −A·log p moves
     # by <= |A|·d_pol + L·ΔA, and the mean rounds at magnitude <= |A|·L
     beta, gamma = cfg.rl.beta, cfg.rl.entropy_coef
-    a_max = 1 + 2 * beta * max_row_kl(init, anchor, batch, T)
+    a_max = 1 + 2 * beta * _max_row_kl(init, anchor, batch, T)
     d_adv = 2 * beta * (R * (d_pol + d_anc) + bound(R + cfg.rl.k, 2 * R * L))
     tol_loss = a_max * d_pol + L * d_adv + gamma * tol_h + bound(rows * R, a_max * L)
     assert m2["loss"] == pytest.approx(m1["loss"], rel=0, abs=tol_loss)
@@ -275,13 +289,6 @@ def test_two_process_update_equals_one_process(tmp_path):
     init_w = init.state_dict()
     step = max(float((one["params"][k] - init_w[k]).abs().max()) for k in one["grads"])
     assert step > 100 * max(cfg.optim.lr / cfg.optim.eps * t for t in grad_tols.values())
-
-
-def max_row_kl(policy, anchor, batch, T: float) -> float:
-    """The largest |Σ_t (log π − log π_ref)| of a row (k1): what bounds β·RLOO(kl) in A."""
-    with torch.no_grad():
-        diff = compute_logprobs(policy, batch, T) - compute_logprobs(anchor, batch, T)
-    return float((diff * batch.response_mask).sum(1).abs().max())
 
 
 def _record_rollouts(trainer: RLTrainer) -> list:
@@ -298,11 +305,9 @@ def _record_rollouts(trainer: RLTrainer) -> list:
     return seen
 
 
-@pytest.mark.numerics
-def test_sampler_logprobs_give_the_same_step_as_the_learner(tmp_path):
-    # the HF engine reports log softmax(logits/T) of the sampled tokens: reusing them for the
-    # KL and the ratio (no extra forward pass) must give the step that recomputing them gives
-    T, beta = 1.2, 0.5
+def _sampler_and_learner_steps(tmp_path, T: float, beta: float) -> tuple[dict, RLStage]:
+    """One step per rl.old_logp mode from the same start: mode -> (metrics, grads, weights,
+    (policy, anchor) before the step, rollouts), and the trainer's config."""
     runs = {}
     for mode in ("sampler", "learner"):
         t = _trainer(
@@ -321,10 +326,18 @@ def test_sampler_logprobs_give_the_same_step_as_the_learner(tmp_path):
         grads = {k: p.grad.clone() for k, p in t.model.named_parameters()}
         weights = {k: p.detach().clone() for k, p in t.model.named_parameters()}
         runs[mode] = (metrics, grads, weights, before, rollouts)
+    return runs, t.cfg
+
+
+@pytest.mark.numerics
+def test_sampler_logprobs_give_the_same_step_as_the_learner(tmp_path):
+    # the HF engine reports log softmax(logits/T) of the sampled tokens: reusing them for the
+    # KL and the ratio (no extra forward pass) must give the step that recomputing them gives
+    T, beta = 1.2, 0.5
+    runs, cfg = _sampler_and_learner_steps(tmp_path, T, beta)
     (m_s, g_s, w_s, (policy, anchor), rollouts), (m_l, g_l, w_l, _, again) = runs.values()
     assert [r.response_ids for r in rollouts] == [r.response_ids for r in again]  # one batch
-    cfg = t.cfg
-    batch = collate_rollouts(rollouts, t.tokenizer.pad_token_id)
+    batch = collate_rollouts(rollouts, 0)
     mask = batch.response_mask.bool()
     rows, (P, R) = len(rollouts), (batch.input_ids.shape[1], mask.shape[1])
     with torch.no_grad():  # the old log-probs the learner mode used, and the anchor's
@@ -352,7 +365,7 @@ def test_sampler_logprobs_give_the_same_step_as_the_learner(tmp_path):
     # A = RLOO(r) − β·RLOO(kl) with r in {0, 1}: RLOO moves by <= twice its inputs' change;
     # |A| <= 1 + 2β·max|kl of a row|
     d_adv = 2 * beta * (R * d + bound(R + cfg.rl.k, 2 * R * L))
-    a_max = 1 + 2 * beta * float(((learner - ref) * mask).sum(1).abs().max())
+    a_max = 1 + 2 * beta * _max_row_kl(policy, anchor, batch, T)
     assert m_s["adv/abs_mean"] == pytest.approx(
         m_l["adv/abs_mean"], rel=0, abs=d_adv + bound(rows, a_max)
     )
