@@ -1,6 +1,7 @@
-"""One RL update under torchrun (or alone): writes the updated parameters to argv[1].
+"""One RL update under torchrun (or alone): writes its gradients, metrics and the updated
+parameters to argv[1].
 
-torchrun --nproc_per_node 2 ddp_step.py OUT.pt
+torchrun --nproc_per_node 2 ddp_step.py OUT.pt RUN_DIR
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ import sys
 from pathlib import Path
 
 import torch
+import torch.distributed as dist
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -53,6 +55,10 @@ def main(out: str, run_dir: str) -> None:
             },
             out,
         )
+    if info.world > 1:
+        # rank 1 waits while rank 0 saves: a rank that tears gloo down while the other still
+        # holds its connections aborted once ("terminate called without an active exception")
+        dist.barrier()
     close_distributed()
 
 
