@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 import torch
 
-# tiny models: one intra-op thread is faster than two on 2 shared cores (several x, measured)
-torch.set_num_threads(1)
+# Intra-op threads for every test: OMP_NUM_THREADS where it is set, else 1 (tiny models run
+# several times faster on one thread than on two shared cores, measured). A test that starts
+# a subprocess passes it `torch.get_num_threads()`, so runs compared bitwise share the count.
+# CI runs the `numerics` tests (results of two code paths compared) under 1 and 2 threads.
+TEST_THREADS = int(os.environ.get("OMP_NUM_THREADS") or 1)
+torch.set_num_threads(TEST_THREADS)
+
+
+def pytest_report_header() -> str:
+    """What decides how floats round here, for reports of a tolerance failing elsewhere."""
+    return (
+        f"torch {torch.__version__}: {torch.get_num_threads()} intra-op thread(s), "
+        f"CPU capability {torch.backends.cpu.get_cpu_capability()}"
+    )
+
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 

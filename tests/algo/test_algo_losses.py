@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+from rounding import EPS64, bound
 
 from t1.algo import LOSS_AGGREGATIONS, aggregate, masked_mean, policy_loss
 
@@ -67,7 +68,8 @@ def _random_batch(seed: int, n: int = 5, t: int = 6):
     return logp, old, adv, mask
 
 
-def _loop_loss(logp, old, adv, mask, clip_eps, agg) -> float:
+def _loop_loss(logp, old, adv, mask, clip_eps, agg, absolute: bool = False) -> float:
+    """The loss token by token in Python floats (`absolute`: of the tokens' absolute terms)."""
     rows = []
     for i in range(logp.shape[0]):
         tokens = []
@@ -81,7 +83,7 @@ def _loop_loss(logp, old, adv, mask, clip_eps, agg) -> float:
                 r = math.exp(lp - old[i, t].item())
                 rc = min(max(r, 1 - clip_eps), 1 + clip_eps)
                 tokens.append(max(-a * r, -a * rc))
-        rows.append(tokens)
+        rows.append([abs(x) for x in tokens] if absolute else tokens)
     every = [x for row in rows for x in row]
     full = [row for row in rows if row]
     if agg == "token-mean":
@@ -98,7 +100,12 @@ def _loop_loss(logp, old, adv, mask, clip_eps, agg) -> float:
 def test_matches_loop_reference(clip_eps: float | None, agg: str) -> None:
     logp, old, adv, mask = _random_batch(3)
     loss, _ = policy_loss(logp, old, adv, mask, clip_eps=clip_eps, agg=agg)
-    assert loss.item() == pytest.approx(_loop_loss(logp, old, adv, mask, clip_eps, agg), rel=1e-12)
+    # float64 both ways: per token <= 4 roundings (difference, exp, clamp, product), then sums of
+    # <= n tokens, all at magnitude <= the loss of the absolute terms M
+    n = int(mask.sum())
+    M = _loop_loss(logp, old, adv, mask, clip_eps, agg, absolute=True)
+    expected = _loop_loss(logp, old, adv, mask, clip_eps, agg)
+    assert loss.item() == pytest.approx(expected, rel=0, abs=bound(n + 4, M, EPS64))
 
 
 def _token_weights(mask: torch.Tensor, agg: str) -> torch.Tensor:

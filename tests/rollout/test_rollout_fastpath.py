@@ -7,11 +7,12 @@ from __future__ import annotations
 import pytest
 import torch
 from controlled_lm import Doubled
+from rounding import bound, logprob_tolerance, path_magnitude
 
 import t1.rollout.fastpath as fastpath
 from t1.config import TinyModelConfig
 from t1.models import build_tiny_model
-from t1.rollout import HFEngine, SamplingParams
+from t1.rollout import HFEngine, SamplingParams, collate_rollouts
 from t1.rollout.cache import cache_kwargs, make_cache
 from t1.rollout.fastpath import DecodePlan, decode_step, supports_fast_decode
 
@@ -31,6 +32,7 @@ def prefill(model, ids: torch.Tensor, mask: torch.Tensor):
     return cache, mask.sum(-1)
 
 
+@pytest.mark.numerics
 @pytest.mark.parametrize("arch", ["llama", "qwen2"])
 @pytest.mark.parametrize("padded", [False, True])
 @pytest.mark.parametrize("route", ["fused-bmm-table", "unfused-sdpa"])
@@ -66,8 +68,17 @@ def test_decode_step_equals_model_forward(tiny_tokenizer, arch, padded, route, m
             position_ids=pos[:, None],
             **cache_kwargs(model, ref_cache),
         ).logits[:, -1]
-    assert torch.allclose(fast, ref, atol=1e-5)
-    assert torch.equal(fast_cache.layers[0].keys, ref_cache.layers[0].keys)
+    # two paths to a logit, within a log-prob's bound (tests/rounding.py: n roundings at magnitude
+    # m differ by <= n·EPS32·m; n: logprob_terms, m: path_magnitude)
+    seq = torch.cat([ids, nxt[:, None]], dim=1)
+    torch.testing.assert_close(fast, ref, rtol=0, atol=logprob_tolerance(model, seq))
+    # the new position's layer-0 keys: an RMS norm and a projection (hidden terms each) and 8
+    # elementwise steps (the norm's scalings, rope, bias), at magnitude <= m
+    n = 2 * model.config.hidden_size + 8
+    atol = bound(n, path_magnitude(model, seq))
+    torch.testing.assert_close(
+        fast_cache.layers[0].keys, ref_cache.layers[0].keys, rtol=0, atol=atol
+    )
 
 
 def test_training_mode_and_other_models_use_their_forward(tiny_model):
@@ -76,6 +87,7 @@ def test_training_mode_and_other_models_use_their_forward(tiny_model):
     assert not supports_fast_decode(torch.nn.Linear(2, 2))
 
 
+@pytest.mark.numerics
 def test_engine_same_output_with_and_without_fast_path(tiny_model, tiny_tokenizer):
     engine = HFEngine(tiny_model, tiny_tokenizer)
     sp = SamplingParams(temperature=1.0, max_new_tokens=12, seed=5)
@@ -84,10 +96,13 @@ def test_engine_same_output_with_and_without_fast_path(tiny_model, tiny_tokenize
     engine.fast_decode = False
     slow = engine.generate(prompts, 3, sp)
     assert [r.response_ids for r in fast] == [r.response_ids for r in slow]
+    # two paths to a log-prob, within tests/rounding.py's bound
+    atol = logprob_tolerance(tiny_model, collate_rollouts(fast, 0).input_ids)
     for a, b in zip(fast, slow):
-        assert a.logprobs == pytest.approx(b.logprobs, abs=1e-5)
+        assert a.logprobs == pytest.approx(b.logprobs, rel=0, abs=atol)
 
 
+@pytest.mark.numerics
 def test_wrapped_projections_run_as_their_own_modules(tiny_tokenizer):
     model = build_tiny_model(tiny_tokenizer, TinyModelConfig(**SMALL), seed=2).eval()
     for block in model.model.layers:
@@ -103,9 +118,12 @@ def test_wrapped_projections_run_as_their_own_modules(tiny_tokenizer):
         ref = model(
             input_ids=nxt[:, None], position_ids=pos[:, None], **cache_kwargs(model, ref_cache)
         ).logits[:, -1]
-    assert torch.allclose(fast, ref, atol=1e-5)
+    # two paths to a logit, within a log-prob's bound (tests/rounding.py)
+    atol = logprob_tolerance(model, torch.cat([ids, nxt[:, None]], dim=1))
+    torch.testing.assert_close(fast, ref, rtol=0, atol=atol)
 
 
+@pytest.mark.numerics
 @pytest.mark.parametrize("arch", ["llama", "qwen2"])
 def test_lean_prefill_equals_model_forward(tiny_tokenizer, arch):
     """Left-padded prompts: the same last logits, and the same cache at every real position."""
@@ -126,8 +144,12 @@ def test_lean_prefill_equals_model_forward(tiny_tokenizer, arch):
         cache = make_cache(model, capacity=8)
         plan = DecodePlan(model, max_position=8)
         lean = fastpath.prefill_logits(plan, cache, ids, positions, mask)
-    assert torch.allclose(lean, ref, atol=1e-5)
+    # two paths to a logit, and to every key and value (a prefix of a logit's path): within a
+    # log-prob's bound (tests/rounding.py: n roundings at magnitude m differ by <= n·EPS32·m)
+    atol = logprob_tolerance(model, ids)
+    torch.testing.assert_close(lean, ref, rtol=0, atol=atol)
     real = mask.bool()
     for mine, theirs in zip(cache.layers, ref_cache.layers):
         for a, b in ((mine.keys, theirs.keys), (mine.values, theirs.values)):
-            assert torch.allclose(a.transpose(1, 2)[real], b.transpose(1, 2)[real], atol=1e-5)
+            a, b = a.transpose(1, 2)[real], b.transpose(1, 2)[real]
+            torch.testing.assert_close(a, b, rtol=0, atol=atol)

@@ -7,10 +7,11 @@ import sys
 import pytest
 import torch
 from controlled_lm import scripted_model
+from rounding import logprob_tolerance
 
 from t1.config import RolloutConfig
 from t1.errors import T1Error
-from t1.rollout import HFEngine, RolloutEngine, SamplingParams, make_engine
+from t1.rollout import HFEngine, RolloutEngine, SamplingParams, collate_rollouts, make_engine
 from t1.rollout.hf import should_compact
 
 PROMPTS = ["<user>1+1=?<assistant>", "<user>12*3=?<assistant>", "<user>7<assistant>"]
@@ -106,15 +107,19 @@ def test_stop_string_on_last_allowed_token_is_stop(tiny_tokenizer):
     assert r.text == "abcX" and r.finish_reason == "stop"
 
 
+@pytest.mark.numerics
 def test_left_padding_gives_same_greedy_output_as_alone(tiny_tokenizer):
     greedy = SamplingParams(temperature=0.0, max_new_tokens=12)
     engine = HFEngine(chaotic_model(tiny_tokenizer), tiny_tokenizer)
     together = engine.generate(PROMPTS, 1, greedy)
     assert len({tuple(r.response_ids) for r in together}) == len(PROMPTS)  # not degenerate
+    # padded or alone: two paths to a log-prob, within tests/rounding.py's bound (n:
+    # logprob_terms, m: path_magnitude, large here: weights of std 0.5)
+    atol = logprob_tolerance(engine.model, collate_rollouts(together, 0).input_ids)
     for i, prompt in enumerate(PROMPTS):
         (alone,) = engine.generate([prompt], 1, greedy)
         assert together[i].response_ids == alone.response_ids
-        assert together[i].logprobs == pytest.approx(alone.logprobs, abs=1e-4)
+        assert together[i].logprobs == pytest.approx(alone.logprobs, rel=0, abs=atol)
 
 
 def test_seed_makes_calls_reproducible(tiny_model, tiny_tokenizer):
@@ -195,6 +200,7 @@ def first_positions(rollouts) -> dict[int, set[int]]:
     return seen
 
 
+@pytest.mark.numerics
 def test_dropping_finished_rows_changes_no_other_row(tiny_tokenizer):
     # greedy decoding does not depend on the batch; declaring as an extra eos a token that greedy
     # emits at different steps in different rows makes the rows finish at different steps
@@ -213,9 +219,11 @@ def test_dropping_finished_rows_changes_no_other_row(tiny_tokenizer):
         engine.compact_cost = cost
         results[cost] = engine.generate(prompts, 1, greedy)
     assert len({len(r.response_ids) for r in results[0.0]}) > 1
+    # compacted or not: other batch shapes, within tests/rounding.py's bound for a log-prob
+    atol = logprob_tolerance(model, collate_rollouts(free, 0).input_ids)
     for a, b, f in zip(results[0.0], results[1e9], free):
         assert a.response_ids == b.response_ids
-        assert a.logprobs == pytest.approx(b.logprobs, abs=1e-4)
+        assert a.logprobs == pytest.approx(b.logprobs, rel=0, abs=atol)
         ends = [f.response_ids.index(t) + 1 for t in (extra_eos, eos) if t in f.response_ids]
         assert a.response_ids == f.response_ids[: min(ends, default=24)]
         assert a.finish_reason == ("stop" if ends else "length")

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 
+import torch
+
 from t1.config import RLStage, TinyModelConfig, load_config
 from t1.data.problems import Problem
 from t1.rewards import RewardResult, register_verifier
@@ -72,6 +74,21 @@ def toy_config(out: str, *overrides: str) -> RLStage:
     )
     cfg.model.tiny = TINY
     return cfg
+
+
+# Adam as plain gradient descent, for tests that compare two updates: its first step
+# lr·g/(|g| + eps) moves by at most lr/eps·|Δg| when g moves by Δg, whatever g is; at the
+# default eps = 1e-8 a rounding of a g near eps would move the step by ~lr. No clipping, so the
+# gradients compared are the ones the optimiser used.
+ADAM_AS_SGD = ("optim.eps=1.0", "optim.grad_clip=null")
+
+
+def nudge(model: torch.nn.Module, scale: float) -> None:
+    """Add scale·N(0, 1) noise to every parameter (seeded by its size): an anchor away from the
+    policy, the same in every process."""
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(scale * torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel())))
 
 
 class ScriptedEngine:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import copy
+import math
+import os
 import sys
 from pathlib import Path
 
@@ -10,11 +13,27 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from rl_toy import ScriptedEngine, toy_config, toy_problems  # noqa: E402
+from ddp_step import ANCHOR_NUDGE, PROBLEMS, ddp_config  # noqa: E402
+from launch import free_port, run_child  # noqa: E402
+from rl_toy import ADAM_AS_SGD, ScriptedEngine, nudge, toy_config, toy_problems  # noqa: E402
+from rounding import (  # noqa: E402
+    EPS32,
+    adam_step_tolerance,
+    assert_grads_close,
+    bound,
+    entropy_tolerance,
+    grad_terms,
+    grad_tolerance,
+    largest_logprob,
+    logprob_tolerance,
+)
 
+from t1.config import RLStage  # noqa: E402
 from t1.errors import ConfigError  # noqa: E402
 from t1.models import build_char_tokenizer, build_tiny_model  # noqa: E402
+from t1.models.prompts import build_prompt  # noqa: E402
 from t1.rollout import collate_rollouts, compute_logprobs, sampling_params  # noqa: E402
+from t1.rollout.batch import sampler_logprobs  # noqa: E402
 from t1.runs import read_jsonl  # noqa: E402
 from t1.train.rl import RLTrainer, check_rl_config  # noqa: E402
 from t1.train.rl_update import compute_advantages  # noqa: E402
@@ -87,7 +106,9 @@ def test_anchor_moves_only_when_ema(tmp_path, anchor):
         assert all(torch.equal(a, b) for a, b in zip(ref1, theta0))
     else:
         assert moved
-        # after the first update: ref = 0.9 * theta0 + 0.1 * theta1
+        # after the first update: ref = 0.9 * theta0 + 0.1 * theta1 (a lerp there, three
+        # roundings each way at magnitude <= 2: <= 6·EPS32/2·2 = 7e-7, inside assert_close's
+        # float32 default atol 1e-5)
         for r, a, b in zip(ref1, theta0, theta1):
             torch.testing.assert_close(r, alpha * a + (1 - alpha) * b)
 
@@ -152,26 +173,194 @@ def test_inconsistent_configs_fail_before_work(tmp_path, override, needle):
         check_rl_config(toy_config(str(tmp_path)), 3)
 
 
-# two processes against one (FSDP2 and replicated): tests/train/test_fsdp.py
+# two processes against one: the replicated path (train.fsdp=false, t1.train.distributed's
+# gradient sum) here; FSDP2 in tests/train/test_fsdp.py
+def _scripted_batch(cfg, tok, n_problems: int):
+    """The rows the scripted engine gives the first n problems' prompts (K each)."""
+    prompts = [build_prompt(tok, p.prompt_input, cfg.data) for p in toy_problems(n_problems)]
+    rollouts = ScriptedEngine(tok).generate(prompts, cfg.rl.k, sampling_params(cfg.sampling, 0))
+    return collate_rollouts(rollouts, tok.pad_token_id)
 
 
-def test_sampler_logprobs_give_the_same_step_as_the_learner(tmp_path):
-    # the HF engine reports log softmax(logits/T) of the sampled tokens: reusing them for the
-    # KL and the ratio (no extra forward pass) must match recomputing them with the learner
-    out = {}
+def _max_row_kl(policy, anchor, batch, T: float) -> float:
+    """The largest |Σ_t (log π − log π_ref)| of a row (k1): what bounds β·RLOO(kl) in A."""
+    with torch.no_grad():
+        diff = compute_logprobs(policy, batch, T) - compute_logprobs(anchor, batch, T)
+    return float((diff * batch.response_mask).sum(1).abs().max())
+
+
+def _assert_updates_close(after: dict, other: dict, grads: dict, grad_tols: dict, cfg) -> None:
+    """Weights after the first Adam step (ADAM_AS_SGD) within `adam_step_tolerance`."""
+    lr, eps = cfg.optim.lr, cfg.optim.eps
+    for k, g in grads.items():
+        g_max, w_max = float(g.abs().max()), float(after[k].abs().max())
+        tol = adam_step_tolerance(grad_tols[k], lr, eps, g_max, w_max)
+        torch.testing.assert_close(
+            other[k], after[k], rtol=0, atol=tol, msg=lambda t, k=k: f"{k}: {t}"
+        )
+
+
+def _one_and_two_process_steps(tmp_path) -> tuple[dict, dict]:
+    """ddp_step.py alone and under torchrun with 2 processes: (one, two) as it saved them."""
+    script = Path(__file__).parent / "ddp_step.py"
+    threads = str(torch.get_num_threads())  # each process runs as this one does
+    env = {**os.environ, "OMP_NUM_THREADS": threads, "PYTHONPATH": str(Path(__file__).parents[2])}
+    one = tmp_path / "one.pt"
+    run_child([sys.executable, str(script), str(one), str(tmp_path / "r1")], env)
+    two = tmp_path / "two.pt"
+    run_child(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node=2",
+            f"--master_port={free_port()}",
+            str(script),
+            str(two),
+            str(tmp_path / "r2"),
+        ],
+        env,
+    )
+    return torch.load(one), torch.load(two)
+
+
+@pytest.mark.numerics
+def test_two_process_update_equals_one_process(tmp_path):
+    one, two = _one_and_two_process_steps(tmp_path)
+    cfg = ddp_config(str(tmp_path / "unused"))
+    tok = build_char_tokenizer(cfg.model.tiny.alphabet)
+    init = build_tiny_model(tok, cfg.model.tiny, seed=0)
+    anchor = copy.deepcopy(init)
+    nudge(anchor, ANCHOR_NUDGE)
+    # Both runs take one step on the same 32 rows; only the order of float operations differs
+    # (micro-batches of 3 rows of 32 or of 16, then a sum over ranks). Every tolerance below is
+    # a bound from tests/rounding.py: n roundings at magnitude m differ by <= n·EPS32·m.
+    batch = _scripted_batch(cfg, tok, PROBLEMS)  # every row a run can draw
+    P, R = batch.input_ids.shape[1], batch.response_mask.shape[1]  # positions, response tokens
+    rows, V = cfg.rl.prompts_per_step * cfg.rl.k, init.config.vocab_size
+    T = cfg.sampling.temperature
+    d_pol = logprob_tolerance(init, batch.input_ids)  # one log-prob of the policy
+    d_anc = logprob_tolerance(anchor, batch.input_ids)  # and of the anchor
+    L = max(largest_logprob(m, batch.input_ids, T) for m in (init, anchor))  # size of a log-prob
+
+    # the gradient of the global batch: a log-prob's path forward and back, the sum over the
+    # rows' positions, +1 for the sum over ranks; m = CANCEL x the tensor's largest entry
+    n = grad_terms(init.config, P, rows * P) + 1
+    assert_grads_close(two["grads"], one["grads"], n)
+
+    m1, m2 = one["metrics"], two["metrics"]
+    # rewards are 0 or 1: a mean of 32 (or two means of 16) is an exact binary fraction
+    assert m1["reward/mean"] == m2["reward/mean"]
+    # kl: per row Σ_t (old − ref) over <= R tokens (k1): moves by <= R·(d_pol + d_anc); the sums
+    # over R tokens and the mean over the rows round at magnitude <= 2·R·L
+    tol_kl = R * (d_pol + d_anc) + bound(R + rows, 2 * R * L)
+    assert m2["kl"] == pytest.approx(m1["kl"], rel=0, abs=tol_kl)
+    # entropy: each token's within entropy_tolerance (tests/rounding.py); the mean over the rows'
+    # tokens rounds at magnitude <= L
+    tol_h = entropy_tolerance(d_pol, L, V) + bound(rows * R, L)
+    assert m2["entropy"] == pytest.approx(m1["entropy"], rel=0, abs=tol_h)
+    # loss: token mean of −A·log p, minus γ·entropy. A = RLOO(r) − β·RLOO(kl) with r in {0, 1}:
+    # |A| <= 1 + 2β·max|kl of a row|; RLOO moves by <= twice its inputs' change. −A·log p moves
+    # by <= |A|·d_pol + L·ΔA, and the mean rounds at magnitude <= |A|·L
+    beta, gamma = cfg.rl.beta, cfg.rl.entropy_coef
+    a_max = 1 + 2 * beta * _max_row_kl(init, anchor, batch, T)
+    d_adv = 2 * beta * (R * (d_pol + d_anc) + bound(R + cfg.rl.k, 2 * R * L))
+    tol_loss = a_max * d_pol + L * d_adv + gamma * tol_h + bound(rows * R, a_max * L)
+    assert m2["loss"] == pytest.approx(m1["loss"], rel=0, abs=tol_loss)
+
+    # the update: Adam with eps = 1 (ADAM_AS_SGD) moves by <= lr/eps times the gradients' change
+    grad_tols = {k: grad_tolerance(g, two["grads"][k], n) for k, g in one["grads"].items()}
+    _assert_updates_close(one["params"], two["params"], one["grads"], grad_tols, cfg)
+    # ... and the step itself is far larger than that: there is an update to compare
+    init_w = init.state_dict()
+    step = max(float((one["params"][k] - init_w[k]).abs().max()) for k in one["grads"])
+    assert step > 100 * max(cfg.optim.lr / cfg.optim.eps * t for t in grad_tols.values())
+
+
+def _record_rollouts(trainer: RLTrainer) -> list:
+    """The rollouts the trainer's engine returns, as it returns them."""
+    seen: list = []
+    generate = trainer.engine.generate
+
+    def recording(*args, **kwargs):
+        out = generate(*args, **kwargs)
+        seen.extend(out)
+        return out
+
+    trainer.engine.generate = recording
+    return seen
+
+
+def _sampler_and_learner_steps(tmp_path, T: float, beta: float) -> tuple[dict, RLStage]:
+    """One step per rl.old_logp mode from the same start: mode -> (metrics, grads, weights,
+    (policy, anchor) before the step, rollouts), and the trainer's config."""
+    runs = {}
     for mode in ("sampler", "learner"):
         t = _trainer(
-            tmp_path / mode, f"rl.old_logp={mode}", "rl.beta=0.5", "sampling.temperature=1.2"
+            tmp_path / mode,
+            f"rl.old_logp={mode}",
+            f"rl.beta={beta}",
+            f"sampling.temperature={T}",
+            *ADAM_AS_SGD,
         )
         with torch.no_grad():
             for p in t.anchor.parameters():
                 p.add_(0.05)
-        out[mode] = (t.train_step(), [p.detach().clone() for p in t.model.parameters()])
-    (m_s, w_s), (m_l, w_l) = out["sampler"], out["learner"]
+        before = copy.deepcopy(t.model), copy.deepcopy(t.anchor)
+        rollouts = _record_rollouts(t)
+        metrics = t.train_step()
+        grads = {k: p.grad.clone() for k, p in t.model.named_parameters()}
+        weights = {k: p.detach().clone() for k, p in t.model.named_parameters()}
+        runs[mode] = (metrics, grads, weights, before, rollouts)
+    return runs, t.cfg
+
+
+@pytest.mark.numerics
+def test_sampler_logprobs_give_the_same_step_as_the_learner(tmp_path):
+    # the HF engine reports log softmax(logits/T) of the sampled tokens: reusing them for the
+    # KL and the ratio (no extra forward pass) must give the step that recomputing them gives
+    T, beta = 1.2, 0.5
+    runs, cfg = _sampler_and_learner_steps(tmp_path, T, beta)
+    (m_s, g_s, w_s, (policy, anchor), rollouts), (m_l, g_l, w_l, _, again) = runs.values()
+    assert [r.response_ids for r in rollouts] == [r.response_ids for r in again]  # one batch
+    batch = collate_rollouts(rollouts, 0)
+    mask = batch.response_mask.bool()
+    rows, (P, R) = len(rollouts), (batch.input_ids.shape[1], mask.shape[1])
+    with torch.no_grad():  # the old log-probs the learner mode used, and the anchor's
+        learner = compute_logprobs(policy, batch, T, cfg.rl.micro_batch_size)
+        ref = compute_logprobs(anchor, batch, T, cfg.rl.micro_batch_size)
+    sampler = sampler_logprobs(rollouts, R)
+
+    # 1. per token, the sampler's decode pass (KV cache, one token at a time) and the learner's
+    # pass are two paths to one log-prob: within bound(n, m), n = logprob_terms, m =
+    # path_magnitude (tests/rounding.py); T > 1 only shrinks it
+    d_bound = logprob_tolerance(policy, batch.input_ids, T)
+    d = float((sampler - learner)[mask].abs().max())
+    assert d <= d_bound, f"sampler and learner log-probs differ by {d:.3g} > {d_bound:.3g}"
+
+    # 2. everything downstream moves by a derived multiple of d, plus its own rounding bound
+    L = float(torch.cat([learner[mask], ref[mask]]).abs().max())  # size of a log-prob
+    # kl: per row Σ_t (old − ref) over <= R tokens (k1), the same ref: moves by <= R·d; the
+    # sums over R tokens and the mean over the rows round at magnitude <= 2·R·L
+    tol_kl = R * d + bound(R + rows, 2 * R * L)
     assert m_s["kl"] != 0.0
-    assert m_s["kl"] == pytest.approx(m_l["kl"], rel=1e-4)
-    assert m_s["ratio_max"] == pytest.approx(1.0, abs=1e-4)  # sampler == learner per token
-    # 1 % of the first Adam step (lr = 0.01), which turns ~1e-7 log-prob differences where
-    # |g| ~ eps into up to ~1e-4 (see the two-process test)
-    for a, b in zip(w_s, w_l):
-        torch.testing.assert_close(a, b, rtol=0, atol=1e-4)
+    assert m_s["kl"] == pytest.approx(m_l["kl"], rel=0, abs=tol_kl)
+    # ratio exp(log p − old): the update's pass and the old log-probs are two paths (<= d_bound)
+    for m in (m_s, m_l):
+        assert 1.0 <= m["ratio_max"] <= math.exp(d_bound) * (1 + EPS32)
+    # A = RLOO(r) − β·RLOO(kl) with r in {0, 1}: RLOO moves by <= twice its inputs' change;
+    # |A| <= 1 + 2β·max|kl of a row|
+    d_adv = 2 * beta * (R * d + bound(R + cfg.rl.k, 2 * R * L))
+    a_max = 1 + 2 * beta * _max_row_kl(policy, anchor, batch, T)
+    assert m_s["adv/abs_mean"] == pytest.approx(
+        m_l["adv/abs_mean"], rel=0, abs=d_adv + bound(rows, a_max)
+    )
+    # loss: token mean of −A·log p with the learner's log p in both runs: moves by <= L·ΔA and
+    # rounds at magnitude <= |A|·L
+    tol_loss = L * d_adv + bound(rows * R, a_max * L)
+    assert m_s["loss"] == pytest.approx(m_l["loss"], rel=0, abs=tol_loss)
+    # the gradient is linear in A: d_adv adds d_adv·CANCEL·largest entry to its rounding bound
+    n = grad_terms(policy.config, P, rows * P)
+    assert_grads_close(g_s, g_l, n, weight_change=d_adv)
+    grad_tols = {k: grad_tolerance(g, g_s[k], n, d_adv) for k, g in g_l.items()}
+    _assert_updates_close(w_l, w_s, g_l, grad_tols, cfg)

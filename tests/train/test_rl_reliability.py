@@ -41,16 +41,6 @@ from t1.train.rl import RLTrainer, check_rl_config, run_rl  # noqa: E402
 from t1.train.rl_state import TIMING_KEYS  # noqa: E402
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One intra-op thread, as in the subprocesses (OMP_NUM_THREADS=1): bitwise comparisons
-    need equal thread counts, and tiny models on a shared 2-core machine run far faster so."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def trainer_from(config: Path, *overrides: str) -> RLTrainer:
     """An RLTrainer (real HF engine) on the config's tiny model and prompts, in this process."""
     from t1.data.problems import load_problems
@@ -71,7 +61,9 @@ def learning_rows(run: Path) -> list[dict]:
 
 
 def _cli(run_args: list[str], log: Path, **env: str) -> subprocess.Popen:
-    full_env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(HERE), **env}
+    # this process's thread count: the uninterrupted twin runs here and is compared bitwise
+    threads = str(torch.get_num_threads())
+    full_env = {**os.environ, "OMP_NUM_THREADS": threads, "PYTHONPATH": str(HERE), **env}
     with open(log, "w") as f:
         return subprocess.Popen(
             [sys.executable, "-m", "t1", *run_args],
@@ -133,8 +125,8 @@ def test_killed_and_stopped_run_resumes_exactly(tmp_path):
     print(f"random kill after {delay:.3f} s: rc {rc}, {latest_checkpoint(run / 'checkpoints')}")
 
     # 4. resumed to the end (a no-op resume when the random kill came after the last step);
-    # meanwhile the uninterrupted twin runs in this process (same seed, one thread, like the
-    # subprocesses: bitwise equality needs equal thread counts)
+    # meanwhile the uninterrupted twin runs in this process (same seed, same thread count as
+    # the subprocesses: bitwise equality needs the same floating-point work)
     p = _cli([*cli, "--resume"], tmp_path / "4.log")
     assert run_rl(load_config(RLStage, str(config), [f"trainer.out={ref}"])) == 0
     assert p.wait(timeout=240) == 0, (tmp_path / "4.log").read_text()

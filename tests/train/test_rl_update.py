@@ -68,10 +68,12 @@ def test_skipping_zero_advantages_leaves_the_gradient_unchanged(rollout_batch, a
     rows_full, seen[:] = sum(seen), []
     skip_stats, skipped = _grads(model, batch, adv, _spec(skip=True, agg=agg))
     assert rows_full == 12 and sum(seen) == 8  # the 4 rows with A = 0 never ran
+    # bitwise by construction: with micro-batches of 4, both passes run rows 0-3 and 8-11 as
+    # the same two micro-batches (same shapes, same thread count), and the full pass's third
+    # one (rows 4-7, A = 0) adds exact zeros to the gradients and the loss
     assert full.keys() == skipped.keys()
-    for name in full:
-        torch.testing.assert_close(skipped[name], full[name], rtol=1e-5, atol=1e-8)
-    assert skip_stats["loss"] == pytest.approx(full_stats["loss"], rel=1e-5)
+    assert all(torch.equal(skipped[name], full[name]) for name in full)
+    assert skip_stats["loss"] == full_stats["loss"]
 
 
 def test_an_all_zero_batch_still_steps_the_optimiser_as_the_full_pass(rollout_batch):
@@ -92,5 +94,7 @@ def test_an_all_zero_batch_still_steps_the_optimiser_as_the_full_pass(rollout_ba
         weights[skip] = {n: p.detach().clone() for n, p in m.named_parameters()}
     moved = {n: p for n, p in model.named_parameters()}
     assert any(not torch.equal(w, moved[n]) for n, w in weights[True].items())
-    for name, w in weights[False].items():
-        torch.testing.assert_close(weights[True][name], w, rtol=1e-5, atol=1e-7)
+    # bitwise by construction: no advantage of the first step is 0, so both runs take the same
+    # first pass; the second step's gradients are exact zeros in both (asserted above). Equal
+    # inputs, so AdamW's division by sqrt(v) + eps has no rounding difference to amplify.
+    assert all(torch.equal(weights[True][name], w) for name, w in weights[False].items())

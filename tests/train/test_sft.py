@@ -38,16 +38,6 @@ TINY = [
 ]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One intra-op thread: with models this small on a shared 2-core machine, two threads ran
-    7-10x slower (measured: a 12 k-parameter step 0.045 s vs 0.46 s under load)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def make_traces(n: int = 40, seed: int = 0) -> list[dict]:
     rng = random.Random(seed)
     rows = []
