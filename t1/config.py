@@ -85,6 +85,9 @@ class DataConfig:
     messages_field: str | None = None
     answer_field: str | None = None
     response_field: str | None = None
+    # column holding a multiple-choice row's options (None: `choices` or `options`, or GPQA's
+    # own columns; see t1.data.choices)
+    choices_field: str | None = None
     # skip malformed rows (counted and reported) instead of stopping at the first one
     skip_bad_rows: bool = False
     # keep at most this many training problems (or SFT traces) / evaluation problems (None: all)
