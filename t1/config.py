@@ -75,7 +75,8 @@ class DataConfig:
     split: str | None = None
     subset: str | None = None
     files: str | None = None
-    # the same for data.eval; split None: the only split, else "test"
+    # the same for data.eval; split None: the only split, else "test"; without data.train
+    # (t1 eval, t1 scale) data.split, subset and files serve where these are unset
     eval_split: str | None = None
     eval_subset: str | None = None
     eval_files: str | None = None
