@@ -164,7 +164,7 @@ def _gpqa(row: dict, where: str, index: int, fields: Fields) -> Choices:
 
 
 def _options(values: list[Any], names: list[str], key: str, where: str) -> list[str]:
-    """The options as stripped text: 2 to 26, none empty, no two alike."""
+    """The options as stripped text: 2 to 26, none empty, no two the same."""
     if not 2 <= len(values) <= 26:
         raise DataError(
             f"{where}: '{key}' has {len(values)} option(s); a multiple-choice row needs "
@@ -173,7 +173,8 @@ def _options(values: list[Any], names: list[str], key: str, where: str) -> list[
     options = [_option_text(v, name, where) for v, name in zip(values, names, strict=True)]
     seen: dict[str, int] = {}
     for i, option in enumerate(options):
-        same = " ".join(option.split()).casefold()  # what a reader can't tell apart
+        # spaces aside; case counts (chemistry's "Co" and "CO" are two options)
+        same = " ".join(option.split())
         if same in seen:
             raise DataError(
                 f"{where}: {names[seen[same]]} and {names[i]} are the same option "
@@ -215,6 +216,8 @@ def _answer_letter(
     try:
         return parse_choice_reference(choice_reference(answer, options))[0]
     except DataError:
+        if answer.strip() in options:  # options alike but for case ("Co", "CO"): the exact one
+            return _letter(options.index(answer.strip()))
         raise DataError(
             f"{where}: '{key}' {answer[:80]!r} is neither a letter of the {n} options "
             f"(A-{_letter(n - 1)}) nor one of their texts"

@@ -101,6 +101,15 @@ def test_numbers_chats_own_task_and_round_trip(tmp_path: Path) -> None:
     assert load_problems(path) == [a, b]  # written problems read back unchanged
 
 
+def test_options_that_differ_in_case_are_two_options(tmp_path: Path) -> None:
+    rows = [{"question": "Q", "choices": ["Co", "CO"], "answer": a} for a in ("B", "CO")]
+    for p in load_problems(write(tmp_path, rows)):
+        assert json.loads(p.answer)["answer"] == "B"  # by letter, or by the exact text
+        assert grade(p, "Answer: B") and not grade(p, "Answer: A")
+        # a response's text can't tell them apart (the verifier ignores case): graded wrong
+        assert not grade(p, "Answer: CO")
+
+
 def test_gpqa_columns_are_shuffled_by_the_documented_hash(tmp_path: Path) -> None:
     rows = [gpqa_row(i) for i in range(6)]
     ps = load_problems(write(tmp_path, rows))
@@ -174,8 +183,8 @@ BAD = [
     ({"question": "Q", "choices": GASES, "answer": True},
      "'answer' must be a letter, an option's text or an index"),
     ({"question": "Q", "choices": GASES}, "'choices' lists options but the row has no answer"),
-    ({"question": "Q", "choices": ["Neon", "Argon", "neon "], "answer": "B"},
-     "'choices' option A and 'choices' option C are the same option ('neon')"),
+    ({"question": "Q", "choices": ["Neon gas", "Argon", " Neon  gas"], "answer": "B"},
+     "'choices' option A and 'choices' option C are the same option ('Neon  gas')"),
     ({**gpqa_row(1), "Incorrect Answer 2": "right 1"},
      "'Correct Answer' and 'Incorrect Answer 2' are the same option ('right 1')"),
     ({k: v for k, v in gpqa_row(1).items() if k != "Incorrect Answer 3"},
