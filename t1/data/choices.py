@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import hashlib
 import string
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -91,9 +92,9 @@ def read_choices(row: dict, where: str, index: int, fields: Fields) -> Choices |
         found = _gpqa(row, where, index, fields)
     else:
         return None
-    for column, key in GPQA_META.items():
-        if row.get(column) is not None and key not in row:
-            found.meta[key] = row[column]
+    for column, meta_key in GPQA_META.items():
+        if row.get(column) is not None and meta_key not in row:
+            found.meta[meta_key] = row[column]
             found.used += (column,)
     return found
 
@@ -128,8 +129,7 @@ def _listed(row: dict, key: str, value: Any, where: str, fields: Fields) -> Choi
         labels, value = [str(k) for k in value], list(value.values())
     if not isinstance(value, list):
         raise DataError(f"{where}: '{key}' must be a list of options, got {type_name(value)}")
-    names = [f"'{key}' option {_letter(i)}" for i in range(len(value))]
-    options = _options(value, names, key, where)
+    options = _options(value, lambda i: f"'{key}' option {_letter(i)}", key, where)
     answer_key = fields.answer or first_present(row, ANSWER_NAMES)
     if answer_key is None:
         raise DataError(
@@ -151,8 +151,9 @@ def _gpqa(row: dict, where: str, index: int, fields: Fields) -> Choices:
             f"{where}: a GPQA row (it has 'Correct Answer') lacks "
             f"{', '.join(repr(c) for c in missing)}"
         )
-    names = [f"'{c}'" for c in GPQA_OPTIONS]
-    options = _options([row[c] for c in GPQA_OPTIONS], names, GPQA_OPTIONS[0], where)
+    options = _options(
+        [row[c] for c in GPQA_OPTIONS], lambda i: f"'{GPQA_OPTIONS[i]}'", GPQA_OPTIONS[0], where
+    )
     record = row.get(GPQA_ID)
     record = str(record).strip() if record is not None and str(record).strip() else None
     key = record or (str(row["id"]) if row.get("id") is not None else str(index))
@@ -163,21 +164,22 @@ def _gpqa(row: dict, where: str, index: int, fields: Fields) -> Choices:
     return Choices(shown, _letter(order.index(0)), question, used, id=record)
 
 
-def _options(values: list[Any], names: list[str], key: str, where: str) -> list[str]:
-    """The options as stripped text: 2 to 26, none empty, no two the same."""
+def _options(values: list[Any], name: Callable[[int], str], key: str, where: str) -> list[str]:
+    """The options as stripped text: 2 to 26, none empty, no two the same; `name(i)` names
+    option i in messages."""
     if not 2 <= len(values) <= 26:
         raise DataError(
             f"{where}: '{key}' has {len(values)} option(s); a multiple-choice row needs "
             "2 to 26 (A-Z)"
         )
-    options = [_option_text(v, name, where) for v, name in zip(values, names, strict=True)]
+    options = [_option_text(v, name(i), where) for i, v in enumerate(values)]
     seen: dict[str, int] = {}
     for i, option in enumerate(options):
         # spaces aside; case counts (chemistry's "Co" and "CO" are two options)
         same = " ".join(option.split())
         if same in seen:
             raise DataError(
-                f"{where}: {names[seen[same]]} and {names[i]} are the same option "
+                f"{where}: {name(seen[same])} and {name(i)} are the same option "
                 f"({option[:80]!r}); a response naming it could not be graded"
             )
         seen[same] = i

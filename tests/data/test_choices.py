@@ -169,6 +169,8 @@ def test_gpqa_from_parquet_and_the_eval_config(tmp_path: Path) -> None:
 BAD = [
     ({"question": "Q", "choices": ["only"], "answer": "A"},
      "'choices' has 1 option(s); a multiple-choice row needs 2 to 26 (A-Z)"),
+    ({"question": "Q", "choices": [str(i) for i in range(27)], "answer": "A"},
+     "'choices' has 27 option(s); a multiple-choice row needs 2 to 26 (A-Z)"),
     ({"question": "Q", "choices": "Helium, Neon", "answer": "A"},
      "'choices' must be a list of options, got string"),
     ({"question": "Q", "choices": ["Helium", " "], "answer": "A"}, "'choices' option B is empty"),
