@@ -9,6 +9,7 @@ import json
 
 import pytest
 from eval_fakes import FakeProblem, evaluate_script
+from test_eval_cli import TINY as CLI_ARGS
 
 from t1.cli import main
 from t1.data import load_problems
@@ -100,16 +101,8 @@ def test_the_gpqa_scale_suffix_then_a_letter_is_graded_right(tiny_tokenizer):
     assert [g[12][0] for g in grades][:8] == ["B"] * 8
 
 
-TINY = [
-    "model.path=tiny",
-    "model.tiny.hidden_size=32",
-    "model.tiny.num_layers=1",
-    "model.tiny.num_heads=2",
-    "model.tiny.num_kv_heads=1",
-    "model.tiny.intermediate_size=64",
-    "data.preset=gpqa",
-    "seed=3",
-]
+# the tiny model of the CLI tests, with the gpqa preset's prompt, verifier and suffix
+TINY = [a for a in CLI_ARGS if not a.startswith("reward.task=")] + ["data.preset=gpqa"]
 
 
 @pytest.fixture
