@@ -155,8 +155,15 @@ def test_gpqa_rows_without_a_record_id_are_keyed_by_id_or_index(tmp_path: Path) 
         assert json.loads(p.answer)["answer"] == "ABCD"[correct_at]
 
 
-def test_gpqa_from_parquet_and_the_eval_config(tmp_path: Path) -> None:
-    datasets = pytest.importorskip("datasets", reason="datasets is a runtime dependency of t1")
+@pytest.fixture
+def datasets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """The `datasets` library, its cache (of what its builders read) inside the test's folder."""
+    lib = pytest.importorskip("datasets", reason="datasets is a runtime dependency of t1")
+    monkeypatch.setattr(lib.config, "HF_DATASETS_CACHE", tmp_path / "hf-datasets-cache")
+    return lib
+
+
+def test_gpqa_from_parquet_csv_and_the_eval_config(tmp_path: Path, datasets) -> None:
     path = tmp_path / "gpqa.parquet"
     datasets.Dataset.from_list([gpqa_row(i) for i in range(3)]).to_parquet(str(path))
     ps = problems_for(DataConfig(eval=str(path)), "eval")
@@ -164,6 +171,12 @@ def test_gpqa_from_parquet_and_the_eval_config(tmp_path: Path) -> None:
     assert [p.meta["domain"] for p in ps] == ["Physics", "Chemistry", "Biology"]
     from_jsonl = load_problems(write(tmp_path, [gpqa_row(i) for i in range(3)]))
     assert [p.answer for p in ps] == [p.answer for p in from_jsonl]
+
+    # GPQA is published as CSV; a column of numbers reads as numbers, shown as written
+    rows = [gpqa_row(i, **{"Correct Answer": 12 + i, "Incorrect Answer 1": 8.5}) for i in range(2)]
+    datasets.Dataset.from_list(rows).to_csv(str(tmp_path / "gpqa.csv"), index=False)
+    for p in load_problems(tmp_path / "gpqa.csv"):
+        assert sorted(json.loads(p.answer)["choices"])[:2] == [str(12 + int(p.id[-1])), "8.5"]
 
 
 BAD = [
@@ -204,8 +217,7 @@ def test_bad_rows_name_the_line_and_column(tmp_path: Path, row: dict, message: s
     assert len(kept) == 1 and kept.skipped == 1
 
 
-def test_bad_dataset_rows_and_mapped_columns(tmp_path: Path) -> None:
-    datasets = pytest.importorskip("datasets", reason="datasets is a runtime dependency of t1")
+def test_bad_dataset_rows_and_mapped_columns(tmp_path: Path, datasets) -> None:
     path = tmp_path / "mc.parquet"
     rows = [{"q": "Q", "opts": GASES, "key": "B"}, {"q": "Q", "opts": GASES, "key": "F"}]
     datasets.Dataset.from_list(rows).to_parquet(str(path))
