@@ -13,8 +13,9 @@ Without a mapping the first of the usual names that the row has (and that is not
     options        choices, options (multiple choice; see t1.data.choices)
 
 `data.prompt_field`, `data.messages_field`, `data.answer_field`, `data.response_field` and
-`data.choices_field` name the column instead (a dotted name reads a nested field: `reward_model.ground_truth`); a named
-column that a row lacks is an error listing the columns the row has.
+`data.choices_field` name the column instead (a dotted name reads a nested field:
+`reward_model.ground_truth`); a named column that a row lacks is an error listing the columns
+the row has.
 
 A chat list is cut after its last user turn: what follows is an answer, never part of a prompt.
 """
