@@ -57,13 +57,15 @@ LAYOUTS = [
     ({"question": "Q", "choices": GASES, "answer": "neon"}, {}),
     # ARC: {text, label} and answerKey, which is no usual answer name
     (
-        {"question": "Q", "choices": {"text": GASES, "label": ["1", "2", "3", "4"]}, "answerKey": "2"},
+        {"question": "Q", "choices": {"text": GASES, "label": ["1", "2", "3", "4"]},
+         "answerKey": "2"},
         {"answer": "answerKey"},
     ),
     # options keyed by letter
     ({"question": "Q", "options": dict(zip("ABCD", GASES, strict=True)), "answer": "B"}, {}),
     # any column, mapped
-    ({"question": "Q", "alternatives": GASES, "key": "Neon"}, {"choices": "alternatives", "answer": "key"}),
+    ({"question": "Q", "alternatives": GASES, "key": "Neon"},
+     {"choices": "alternatives", "answer": "key"}),
 ]  # fmt: skip
 
 

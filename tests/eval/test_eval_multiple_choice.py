@@ -117,8 +117,8 @@ def mc_file(tmp_path):
          "Incorrect Answer 1": "Inner", "Incorrect Answer 2": "Middle",
          "Incorrect Answer 3": "Core", "Record ID": "recB", "High-level domain": "Physics",
          "Subdomain": "Orbits"},
-        {"question": "Which is the lightest noble gas?", "choices": GASES[:3] + ["Oxygen"], "answer": 0,
-         "domain": "Chemistry"},
+        {"question": "Which is the lightest noble gas?", "choices": GASES[:3] + ["Oxygen"],
+         "answer": 0, "domain": "Chemistry"},
         {"question": "Two plus two?", "choices": ["3", "4", "5", "6"], "answer": "4"},
     ]  # fmt: skip
     path = tmp_path / "mc.jsonl"
