@@ -75,7 +75,8 @@ class DataConfig:
     split: str | None = None
     subset: str | None = None
     files: str | None = None
-    # the same for data.eval; split None: the only split, else "test"
+    # the same for data.eval; split None: the only split, else "test"; without data.train
+    # (t1 eval, t1 scale) data.split, subset and files serve where these are unset
     eval_split: str | None = None
     eval_subset: str | None = None
     eval_files: str | None = None
@@ -85,6 +86,9 @@ class DataConfig:
     messages_field: str | None = None
     answer_field: str | None = None
     response_field: str | None = None
+    # column holding a multiple-choice row's options (None: `choices` or `options`, or GPQA's
+    # own columns; see t1.data.choices)
+    choices_field: str | None = None
     # skip malformed rows (counted and reported) instead of stopping at the first one
     skip_bad_rows: bool = False
     # keep at most this many training problems (or SFT traces) / evaluation problems (None: all)

@@ -34,8 +34,12 @@ Every instruction below is copied from where it is used to evaluate or train on 
         "Answer the following multiple choice question. The last line of your response
         should be of the following format: 'Answer: $LETTER' ... {Question}": the GPQA
         template of openai/simple-evals (common.py QUERY_TEMPLATE_MULTICHOICE), which the
-        DeepSeek-R1 report follows. Rows hold the question with its options A) to D) in the
-        text and the letter as the answer; the `gpqa` verifier grades it.
+        DeepSeek-R1 report follows. The problem text is the question and its options, as
+        t1.data.choices builds it from an option list or GPQA's own columns (shuffled once per
+        question) with the lines "(A) ..." where simple-evals writes "A) ..."; or, for a row
+        without options, the question with its options already in the text and the letter as
+        the answer. The `gpqa` verifier grades the letter or the option's text; `t1 scale`
+        forces "Answer: " then a letter, the line the instruction asks for.
 
 `none` (or null) applies nothing: the prompt is the problem text as written.
 """

@@ -10,10 +10,12 @@ Without a mapping the first of the usual names that the row has (and that is not
     answer         answer, final_answer, ground_truth, reward_model.ground_truth (verl)
     SFT response   response, output, completion, solution, answer; else the chat's last
                    assistant turn
+    options        choices, options (multiple choice; see t1.data.choices)
 
-`data.prompt_field`, `data.messages_field`, `data.answer_field` and `data.response_field` name
-the column instead (a dotted name reads a nested field: `reward_model.ground_truth`); a named
-column that a row lacks is an error listing the columns the row has.
+`data.prompt_field`, `data.messages_field`, `data.answer_field`, `data.response_field` and
+`data.choices_field` name the column instead (a dotted name reads a nested field:
+`reward_model.ground_truth`); a named column that a row lacks is an error listing the columns
+the row has.
 
 A chat list is cut after its last user turn: what follows is an answer, never part of a prompt.
 """
@@ -41,6 +43,7 @@ class Fields:
     messages: str | None = None
     answer: str | None = None
     response: str | None = None
+    choices: str | None = None
 
     @classmethod
     def from_config(cls, data_cfg: Any) -> Fields:
@@ -49,12 +52,13 @@ class Fields:
             messages=getattr(data_cfg, "messages_field", None),
             answer=getattr(data_cfg, "answer_field", None),
             response=getattr(data_cfg, "response_field", None),
+            choices=getattr(data_cfg, "choices_field", None),
         )
 
     def mapped(self) -> dict[str, str]:
         """{config key: column} of the columns the user named."""
         keys = {"prompt": self.prompt, "messages": self.messages}
-        keys |= {"answer": self.answer, "response": self.response}
+        keys |= {"answer": self.answer, "response": self.response, "choices": self.choices}
         return {f"data.{k}_field": v for k, v in keys.items() if v is not None}
 
 

@@ -10,6 +10,9 @@ reads (JSONL, JSON, parquet, arrow, a save_to_disk folder, a Hub dataset):
     answer    `answer` (or another usual name, or `data.answer_field`; string or number); a
               GSM8K-style "... #### 18" is reduced to "18"; without one, a `solution` is reduced
               to its last \\boxed{} (or "#### N" tail)
+    options   multiple choice: `choices` / `options` (or `data.choices_field`), or GPQA's own
+              columns; the options are shown after the text, the answer is the reference of the
+              multiple-choice verifier, the task `multiple_choice` (t1.data.choices)
     optional  `id` (string or number; default "<file stem>-<line or index>"), `task` (string)
     meta      every other field (subject, level, solution, ...), merged with a `meta` object
 
@@ -24,6 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from t1.data.choices import TASK as CHOICE_TASK
+from t1.data.choices import read_choices, with_options
 from t1.data.fields import (
     ANSWER_NAMES,
     MESSAGES_NAMES,
@@ -39,6 +44,7 @@ from t1.data.fields import (
 from t1.data.jsonl import write_rows
 from t1.data.sources import Loaded, Source, eval_source, read_records, train_source
 from t1.errors import DataError
+from t1.rewards import extract_answer
 
 # a chat list is kept (cut) in meta["messages"] only when it is the prompt
 _RESERVED = {"id", "task", "meta", *MESSAGES_NAMES}
@@ -111,8 +117,6 @@ def _answer(row: dict, where: str, fields: Fields) -> tuple[str, str | None]:
     reduced = reduce_gsm8k(solution)
     if reduced:
         return reduced, None
-    from t1.rewards import extract_answer
-
     boxed = extract_answer(solution, style="boxed")
     if not boxed:
         raise DataError(f"{where}: no 'answer', and 'solution' has no \\boxed{{}} answer")
@@ -149,15 +153,24 @@ def parse_problem(
 ) -> Problem:
     """A `Problem` from one decoded row; `where` ("file:line") prefixes every error."""
     fields = fields or Fields()
-    prompt = get_prompt(row, where, fields)
-    answer, answer_key = _answer(row, where, fields)
-    pid = _optional_str(row, "id", where, numbers_ok=True) or f"{stem}-{lineno}"
+    choices = read_choices(row, where, lineno, fields)
+    if choices is None:
+        prompt = get_prompt(row, where, fields)
+        answer, answer_key = _answer(row, where, fields)
+        used = {*_RESERVED, *prompt.used, answer_key}
+    else:
+        prompt = with_options(get_prompt(row, where, choices.fields), choices.options)
+        answer = choices.reference
+        used = {*_RESERVED, *prompt.used, *choices.used}
+    pid = _optional_str(row, "id", where, numbers_ok=True)
+    pid = pid or (choices.id if choices else None) or f"{stem}-{lineno}"
     task = _optional_str(row, "task", where, numbers_ok=False)
+    task = task or (CHOICE_TASK if choices else None)
     extra = row.get("meta")
     if extra is not None and not isinstance(extra, dict):
         raise DataError(f"{where}: 'meta' must be an object, got {type_name(extra)}")
-    used = {*_RESERVED, *prompt.used, answer_key}
     meta = {k: v for k, v in row.items() if k not in used}
+    meta.update(choices.meta if choices else {})
     meta.update(extra or {})
     if prompt.messages is not None:
         meta["messages"] = prompt.messages

@@ -57,8 +57,16 @@ def train_source(data_cfg: Any) -> Source:
 
 
 def eval_source(data_cfg: Any) -> Source:
+    """data.eval with data.eval_split/_subset/_files; where there is no data.train (`t1 eval`,
+    `t1 scale`), data.split/subset/files stand in for those left unset."""
     d = data_cfg
-    return Source(str(d.eval), d.eval_split, d.eval_subset, d.eval_files, "test")
+    keys = [d.eval_split, d.eval_subset, d.eval_files]
+    if d.train is None:
+        keys = [
+            own if own is not None else k
+            for own, k in zip(keys, (d.split, d.subset, d.files), strict=True)
+        ]
+    return Source(str(d.eval), *keys, default_split="test")
 
 
 class Loaded(list, Generic[T]):

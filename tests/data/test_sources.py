@@ -14,6 +14,7 @@ import pytest
 
 from t1.config import DataConfig
 from t1.data import Fields, Source, load_problems, load_traces, problems_for, traces_for
+from t1.data.sources import eval_source
 from t1.errors import ConfigError, DataError
 
 datasets = pytest.importorskip("datasets", reason="datasets is a runtime dependency of t1")
@@ -74,6 +75,12 @@ def test_save_to_disk_folder_and_its_splits(tmp_path: Path) -> None:
     d.split = "validation"
     with pytest.raises(DataError, match="no split 'validation'; its splits: train, test"):
         problems_for(d, "train")
+    # data.split is data.train's; with no data.train (t1 eval, t1 scale) it names data.eval's
+    assert len(problems_for(DataConfig(eval=str(tmp_path / "dd"), split="train"), "eval")) == 2
+    d.eval_split = "train"
+    assert len(problems_for(d, "eval")) == 2
+    d.train = None
+    assert len(problems_for(d, "eval")) == 2  # data.eval_split still wins over data.split
     # a folder holding one Dataset (not a dict of splits)
     datasets.Dataset.from_list(ROWS).save_to_disk(str(tmp_path / "one"))
     assert len(load_problems(Source(str(tmp_path / "one"), default_split="test"))) == 3
@@ -137,6 +144,13 @@ def test_mapping_keys_come_from_the_config(tmp_path: Path) -> None:
     d = DataConfig(train=str(jsonl), prompt_field="q", response_field="a", max_train=1)
     (t,) = traces_for(d)
     assert (t.prompt, t.response, t.answer, t.meta) == ("P", "R", None, {"x": 1})
+
+
+def test_without_train_data_the_subset_names_the_eval_sets() -> None:
+    gpqa = DataConfig(eval="Idavidrein/gpqa", subset="gpqa_diamond")
+    assert eval_source(gpqa) == Source("Idavidrein/gpqa", None, "gpqa_diamond", None, "test")
+    rl = DataConfig(train="openai/gsm8k", subset="main", eval="Idavidrein/gpqa")
+    assert eval_source(rl).subset is None  # data.subset is then data.train's (main)
 
 
 def test_files_need_a_hub_id(tmp_path: Path) -> None:
