@@ -46,7 +46,8 @@ _TEXT_WRAP_RE = re.compile(r"\\(?:text|textbf|mathrm|mathbf)\s*\{([^{}]*)\}")
 # the letter is case-sensitive: "the answer is a bit subtle" names no option
 _PHRASE_RE = re.compile(
     r"(?:answer|correct\s+(?:option|choice))\s*(?:is|would\s+be|should\s+be)?\s*[:：]?\s*"
-    r"(?:option\s+|choice\s+)?\**\s*[(\[]?\s*((?-i:[A-J]))\s*[)\]]?(?![A-Za-z0-9])",
+    # the letter may sit in math dollars: simple-evals' template asks for 'Answer: $LETTER'
+    r"(?:option\s+|choice\s+)?\**\s*[(\[]?\s*\$?\s*((?-i:[A-J]))\s*\$?\s*[)\]]?(?![A-Za-z0-9])",
     re.I,
 )
 # a lower-case letter counts where it can't be a word: "Answer: (b)", "Final answer: b."

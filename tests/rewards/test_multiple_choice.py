@@ -27,6 +27,8 @@ REF = choice_reference("B", CHOICES)  # Neon
         ("After comparing the shells, the correct option is B.", "B"),
         ("Final answer: **B**", "B"),
         ("Answer: (b)", "B"),  # a lower-case letter alone after the colon
+        ("Answer: $B$", "B"),  # the letter in math dollars, as 'Answer: $LETTER' asks
+        ("so it is neon.\nAnswer: $ D $", "D"),
         ("$\\boxed{B}$", "B"),
         ("$\\boxed{\\text{(B)}}$", "B"),
         ("$\\boxed{B) Neon}$", "B"),
