@@ -60,6 +60,7 @@ def worker(rank: int, out: str) -> None:
         dist.destroy_process_group()
 
 
+@pytest.mark.numerics
 @pytest.mark.skipif(not dist.is_available(), reason="torch.distributed is not built here")
 def test_fsdp2_sharded_model_gives_the_unsharded_results(tmp_path):
     mp.spawn(worker, args=(str(tmp_path),), nprocs=WORLD, join=True)
