@@ -18,6 +18,7 @@ from transformers.models.llama.modeling_llama import LlamaRMSNorm
 import t1.rollout.logprobs as logprobs
 from t1.config import TinyModelConfig
 from t1.models import build_char_tokenizer
+from t1.train.distributed import close_distributed
 
 WORLD = 2
 N_PARAMS = 2 * 9 + 2  # 9 tensors a layer (q, k, v, o, gate, up, down, 2 norms), embeddings, norm
@@ -56,8 +57,10 @@ def worker(rank: int, out: str) -> None:
         Path(out, f"{rank}.json").write_text(
             json.dumps({"gaps": gaps, "calls": len(calls), "class": type(sharded).__name__})
         )
-    finally:
-        dist.destroy_process_group()
+    except BaseException:
+        close_distributed(failed=True)
+        raise
+    close_distributed()  # a barrier first: no rank closes while the other still gathers
 
 
 @pytest.mark.numerics
