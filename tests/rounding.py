@@ -25,7 +25,11 @@ of hundreds of nats); there `probable_bound` takes the roundings as independent,
 practice. A result that divides by a
 rounded value is not compared: Adam's first step, lr·g/(|g| + eps), turns a rounding of a g
 near eps into a change of ~lr. Tests give Adam an eps above every |g| instead, so its step
-moves by at most lr/eps·|Δg|.
+moves by at most lr/eps·(1 + max|g|/eps)·|Δg| (`adam_step_tolerance`).
+
+bfloat16 compute rounds to 8 significant bits (unit roundoff 2^-8), so the worst case of every
+rounding at once in one direction allows more than the gradient itself: `bf16_grad_tolerance`
+takes those roundings as independent too.
 """
 
 from __future__ import annotations
@@ -43,6 +47,20 @@ EPS64 = torch.finfo(torch.float64).eps  # 2^-52, the same for float64
 # passes): a property of the data and weights, the same on any machine. Twice that, and
 # test_rounding.py checks it on one batch.
 CANCEL = 16.0
+
+# The root of the sum of the squared per-position terms of a gradient entry is 0.32-0.74x the
+# tensor's largest entry on the same batches: twice that (test_rounding.py checks it). A sum of
+# terms that each carry an independent relative error moves like a random walk at this scale.
+RANDOM_WALK = 1.5
+
+# bfloat16's unit roundoff (8 significant bits): one rounding errs by at most 2^-8 of its value
+U_BF16 = torch.finfo(torch.bfloat16).eps / 2
+# bfloat16 roundings on the path of one term of a gradient entry under bf16 compute, counted
+# for these 2-layer tiny Llamas: per layer <= 12 forward (the normed input's cast, the q/k/v
+# outputs, rope's product and sum, attention's scores, softmax and mix, o's output, the MLP
+# input's cast, gate/up outputs, SiLU, the gate product, down's output), 2 at the head (input
+# cast, logits), as many backward: 2·(2·12 + 2) = 52 <= 64
+BF16_PATH_ROUNDINGS = 64
 
 
 def bound(n: int, m: float, eps: float = EPS32) -> float:
@@ -176,8 +194,35 @@ def assert_grads_close(
 
 
 def adam_step_tolerance(grad_tol: float, lr: float, eps: float, g: float, w: float) -> float:
-    """How far two first Adam steps w − lr·g/(|g| + eps) from the same w may land, for gradients
-    within grad_tol: the step moves by <= lr/eps·grad_tol; its own ~8 roundings (moments, bias
-    corrections, square root, division) are at magnitude <= lr·g/eps for the largest |g| = g;
-    w + step rounds once at the largest |w| = w."""
-    return lr / eps * grad_tol + bound(8, lr * g / eps) + bound(1, w)
+    """How far two Adam(W) steps from the same weights and optimizer state may land, for
+    gradients within grad_tol, g the largest |g| of this and the earlier steps.
+
+    The update is lr·m̂/(√v̂ + eps) with m̂ = (β1·m + (1 − β1)·g)/(1 − β1^t) and v̂ likewise from
+    g²: a gradient change Δ moves m̂ by <= Δ and √v̂ by <= Δ (|√a − √b| = |a − b|/(√a + √b)),
+    so the update by <= lr/eps·Δ·(1 + |m̂|/eps), |m̂| <= g (an average of the gradients). Its own
+    ~8 roundings (moments, bias corrections, square root, division) are at magnitude
+    <= lr·g/eps; the decay w·(1 − lr·wd) and w + update round twice at the largest |w| = w.
+    """
+    return lr / eps * (1 + g / eps) * grad_tol + bound(8, lr * g / eps) + bound(2, w)
+
+
+def norm_tolerance(grads: Mapping[str, torch.Tensor], tols: Mapping[str, float]) -> float:
+    """How far two gradient norms ‖g‖₂ over every tensor may differ when each entry of tensor k
+    agrees within tols[k]: ‖Δg‖₂ <= sqrt(Σ_k numel_k·tols[k]²); the norm's own sum of squares
+    rounds once per entry and per tensor at magnitude <= ‖g‖², which moves ‖g‖ by half of that
+    relative error."""
+    moved = sum(g.numel() * tols[k] ** 2 for k, g in grads.items()) ** 0.5
+    norm = float(torch.stack([g.double().norm() for g in grads.values()]).norm())
+    n = sum(g.numel() for g in grads.values()) + 2 * len(grads)
+    return moved + bound(n, norm)
+
+
+def bf16_grad_tolerance(g: torch.Tensor) -> float:
+    """How far a gradient computed in bfloat16 (float32 masters, bf16 matmuls) may lie from the
+    float32 one, entrywise: each per-position term of an entry carries the relative errors of
+    BF16_PATH_ROUNDINGS roundings of size <= U_BF16; taken as independent (distinct values
+    rounded), they add like a random walk (Higham and Mary, as `probable_bound`, lam = 8) at
+    the scale of the terms' root sum of squares, <= RANDOM_WALK x the largest entry. The
+    float32 reference's own error (`bound`) is far below."""
+    lam = 8.0
+    return lam * BF16_PATH_ROUNDINGS**0.5 * U_BF16 * RANDOM_WALK * float(g.abs().max())

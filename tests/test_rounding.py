@@ -4,7 +4,7 @@ checked on an RL-like batch."""
 from __future__ import annotations
 
 import torch
-from rounding import CANCEL, EPS32, bound, logprob_terms
+from rounding import CANCEL, EPS32, RANDOM_WALK, bound, logprob_terms
 
 from t1.algo import rloo_advantages
 from t1.config import TinyModelConfig
@@ -25,7 +25,8 @@ def test_bound_and_terms_by_hand(tiny_model):
 def test_gradient_terms_add_up_to_less_than_cancel_times_the_largest_entry(tiny_tokenizer):
     """An RL loss Σ_t A_row·log p_t / N: per tensor, the absolute per-position terms of every
     entry (autograd hooks on the linear layers) and the absolute per-row gradients at unit
-    advantage add up to at most CANCEL x the tensor's largest gradient entry."""
+    advantage add up to at most CANCEL x the tensor's largest gradient entry, and the root of
+    the per-position terms' sum of squares is at most RANDOM_WALK x that entry."""
     model = build_tiny_model(tiny_tokenizer, TinyModelConfig(hidden_size=64, num_layers=2), seed=0)
     sp = SamplingParams(temperature=1.2, max_new_tokens=6, seed=2)
     batch = collate_rollouts(HFEngine(model, tiny_tokenizer).generate(PROMPTS, 8, sp), 0)
@@ -35,12 +36,15 @@ def test_gradient_terms_add_up_to_less_than_cancel_times_the_largest_entry(tiny_
     linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
     inputs: dict[torch.nn.Module, torch.Tensor] = {}
     per_position: dict[torch.nn.Module, torch.Tensor] = {}
+    squares: dict[torch.nn.Module, torch.Tensor] = {}
 
     def keep_input(module, args, out):
         inputs[module] = args[0].detach().abs().flatten(0, -2)
 
     def add_terms(module, grad_in, grad_out):
-        per_position[module] = grad_out[0].abs().flatten(0, -2).T @ inputs[module]
+        g = grad_out[0].abs().flatten(0, -2)  # (positions, out)
+        per_position[module] = g.T @ inputs[module]
+        squares[module] = (g**2).T @ inputs[module] ** 2
 
     hooks = [m.register_forward_hook(keep_input) for m in linears]
     hooks += [m.register_full_backward_hook(add_terms) for m in linears]
@@ -63,4 +67,5 @@ def test_gradient_terms_add_up_to_less_than_cancel_times_the_largest_entry(tiny_
     for m, g in grads.items():
         largest = float(g.abs().max())
         assert float(per_position[m].max()) <= CANCEL * largest
+        assert float(squares[m].max()) ** 0.5 <= RANDOM_WALK * largest
         assert float(per_row[m].max()) <= CANCEL * largest

@@ -23,6 +23,8 @@ import torch.distributed as dist
 # how long a rank waits in a collective for the others: rank 0 alone runs the held-out
 # evaluation while the rest wait at the next one (nccl's default is 10 minutes)
 COLLECTIVE_TIMEOUT = datetime.timedelta(minutes=60)
+# how long a finished rank waits for the others before the group is closed (gloo)
+CLOSE_TIMEOUT = datetime.timedelta(minutes=10)
 
 
 @dataclass
@@ -69,9 +71,35 @@ def init_distributed(device: str = "auto", group_of_one: bool = False) -> DistIn
     )
 
 
-def close_distributed() -> None:
-    if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
+def close_distributed(failed: bool = False) -> None:
+    """Leave the process group.
+
+    After a run that ended normally, every rank first waits at a barrier for the others: a rank
+    that tears its connections down while another still reads its last collective's data from
+    them aborts that one ("Connection closed by peer", or gloo's "terminate called without an
+    active exception" at exit). After an error (`failed`), a group of several processes is left
+    as it is: a rank that died never reaches the barrier, and destroying the group waits for
+    any collective still pending with a live rank that will never join it (up to the group's
+    timeout); the process exits with its error and torchrun stops the other ranks.
+    """
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    if dist.get_world_size() > 1:
+        if failed:
+            return
+        _closing_barrier()
+    dist.destroy_process_group()
+
+
+def _closing_barrier() -> None:
+    """Every rank here before any goes on; with gloo, an error naming the ranks that did not
+    arrive within CLOSE_TIMEOUT instead of a wait as long as the group's timeout."""
+    if dist.get_backend() == "gloo":
+        dist.monitored_barrier(timeout=CLOSE_TIMEOUT, wait_all_ranks=True)
+    elif torch.cuda.is_available():
+        dist.barrier(device_ids=[torch.cuda.current_device()])
+    else:
+        dist.barrier()
 
 
 def _reduce(values: torch.Tensor, info: DistInfo, op: dist.ReduceOp) -> torch.Tensor:

@@ -418,6 +418,8 @@ def run_rl(cfg: RLStage, resume: bool = False) -> int:
                 f"t1 rl: {trainer.step} steps done in {trainer.run.path}: "
                 + ", ".join(f"{k}={v:.3f}" for k, v in shown.items() if isinstance(v, float))
             )
-        return 0
-    finally:
-        close_distributed()
+    except BaseException:
+        close_distributed(failed=True)
+        raise
+    close_distributed()
+    return 0

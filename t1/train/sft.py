@@ -360,8 +360,10 @@ def run_sft(cfg: Any, resume: bool = False) -> int:
     info = init_distributed(cfg.model.device, group_of_one=cfg.train.fsdp is True)
     try:
         _, summary = train_sft(cfg, resume=resume, info=info)
-    finally:
-        close_distributed()
+    except BaseException:
+        close_distributed(failed=True)
+        raise
+    close_distributed()
     if not info.main:
         return 0
     if summary["stopped"]:

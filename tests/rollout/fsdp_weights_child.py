@@ -19,6 +19,7 @@ from torch.distributed.tensor import DTensor
 from t1.config import TinyModelConfig
 from t1.models import build_char_tokenizer, build_tiny_model
 from t1.rollout.weights import iter_full_weights
+from t1.train.distributed import close_distributed
 
 # odd sizes: 3 kv heads x 12 and a 50-row MLP do not split evenly over 2 ranks (FSDP2 pads)
 SHARDED = TinyModelConfig(
@@ -38,7 +39,7 @@ def main(out: Path) -> None:
     full = [(n, t.clone()) for n, t in iter_full_weights(model)]
     half = [(n, t.clone()) for n, t in iter_full_weights(model, dtype=torch.bfloat16)]
     torch.save({"sharded": sharded, "full": full, "bf16": half}, out / f"rank-{rank}.pt")
-    dist.destroy_process_group()
+    close_distributed()  # a barrier first: no rank closes while the other still gathers
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from transformers.models.llama.modeling_llama import LlamaRMSNorm
 import t1.rollout.logprobs as logprobs
 from t1.config import TinyModelConfig
 from t1.models import build_char_tokenizer
+from t1.train.distributed import close_distributed
 
 WORLD = 2
 N_PARAMS = 2 * 9 + 2  # 9 tensors a layer (q, k, v, o, gate, up, down, 2 norms), embeddings, norm
@@ -56,10 +57,13 @@ def worker(rank: int, out: str) -> None:
         Path(out, f"{rank}.json").write_text(
             json.dumps({"gaps": gaps, "calls": len(calls), "class": type(sharded).__name__})
         )
-    finally:
-        dist.destroy_process_group()
+    except BaseException:
+        close_distributed(failed=True)
+        raise
+    close_distributed()  # a barrier first: no rank closes while the other still gathers
 
 
+@pytest.mark.numerics
 @pytest.mark.skipif(not dist.is_available(), reason="torch.distributed is not built here")
 def test_fsdp2_sharded_model_gives_the_unsharded_results(tmp_path):
     mp.spawn(worker, args=(str(tmp_path),), nprocs=WORLD, join=True)

@@ -7,12 +7,11 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "train"))
-from launch import free_port, run_child  # noqa: E402  (tests/train/launch.py)
+from launch import run_child, torchrun  # noqa: E402  (tests/train/launch.py)
 
 ROOT = Path(__file__).parents[2]
 
 
 def run_two_ranks(script: Path, *args: str) -> None:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2"]
-    run_child([*launcher, f"--master_port={free_port()}", str(script), *args], env)
+    run_child(torchrun(2, str(script), *args), env)

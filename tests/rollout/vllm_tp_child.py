@@ -16,14 +16,15 @@ from pathlib import Path
 import torch
 
 HERE = Path(__file__).parent
-sys.path[:0] = [str(HERE), str(HERE.parent / "train")]
+sys.path[:0] = [str(HERE), str(HERE.parent / "train"), str(HERE.parent)]
 
 import vllm_double  # noqa: E402
 from rl_toy import toy_config, toy_problems  # noqa: E402
+from rounding import logprob_tolerance  # noqa: E402
 
 from t1.models import build_char_tokenizer, build_tiny_model  # noqa: E402
 from t1.models.sharded import is_sharded, local_shards  # noqa: E402
-from t1.rollout import SamplingParams  # noqa: E402
+from t1.rollout import SamplingParams, collate_rollouts  # noqa: E402
 from t1.rollout.weights import iter_full_weights  # noqa: E402
 from t1.train.distributed import close_distributed, init_distributed  # noqa: E402
 from t1.train.rl import RLTrainer  # noqa: E402
@@ -37,6 +38,20 @@ def engine_matches(trainer) -> bool:
     full = dict(iter_full_weights(trainer.model))
     engine = dict(worker.model.named_parameters())
     return engine.keys() <= full.keys() and all(torch.equal(engine[k], full[k]) for k in engine)
+
+
+def record_generated(engine) -> list:
+    """The rollouts `engine.generate` returns from now on, as it returns them."""
+    seen: list = []
+    generate = engine.generate
+
+    def recording(*args, **kwargs):
+        out = generate(*args, **kwargs)
+        seen.extend(out)
+        return out
+
+    engine.generate = recording
+    return seen
 
 
 def main(out: Path) -> None:
@@ -68,7 +83,14 @@ def main(out: Path) -> None:
 
     record["learner_sharded"] = is_sharded(trainer.model)
     before = [p.detach().clone() for p in local_shards(trainer.model)]
+    generated = record_generated(trainer.engine)
     metrics = trainer.train_step()
+    # the group's rows (both ranks' shares): how far the engine's log-probs may lie from the
+    # learner's on the same weights (tests/rounding.py), and the tokens of the step
+    rows = collate_rollouts(generated, tok.pad_token_id)
+    start = build_tiny_model(tok, cfg.model.tiny, seed=0)  # the learner's weights before it
+    record["logp_bound"] = logprob_tolerance(start, rows.input_ids, cfg.sampling.temperature)
+    record["group_tokens"] = int(rows.response_mask.sum())
     record["metrics"] = {k: v for k, v in metrics.items() if isinstance(v, int | float)}
     record["learner_changed"] = any(
         not torch.equal(a, b) for a, b in zip(before, local_shards(trainer.model))

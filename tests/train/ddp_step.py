@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 import torch
-import torch.distributed as dist
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -56,11 +55,7 @@ def main(out: str, run_dir: str) -> None:
             },
             out,
         )
-    if info.world > 1:
-        # rank 1 waits while rank 0 saves: a rank that tears gloo down while the other still
-        # holds its connections aborted once ("terminate called without an active exception")
-        dist.barrier()
-    close_distributed()
+    close_distributed()  # a barrier first: rank 1 waits while rank 0 saves
 
 
 if __name__ == "__main__":

@@ -9,11 +9,13 @@ JOBS.json is a list of jobs, run one after the other in the same processes:
                                       and a held-out evaluation on rank 0, instead of the
                                       scripted engine
      "copy": [source run dir, step]   first copy that run with its checkpoints up to `step`}
-An "rl"/"sft" job runs the trainer's loop (checkpoints, metrics, final/) and records the
-gradients after its first step; a "head" job computes one loss's gradients through the output
-head used outside the model's forward (`root_forward`) and through the plain forward. Rank 0
-then writes `out.safetensors` (whole parameters gathered from the shards, the anchor's, the
-recorded gradients) and `out.json` (metrics rows, world size).
+An "rl"/"sft" job runs the trainer's loop (checkpoints, metrics, final/) and records, after
+every step n, the gradients and the weights (and the anchor's) under `s{n}.grad.`, `s{n}.model.`
+and `s{n}.anchor.`; a "head" job computes one loss's gradients through the output head used
+outside the model's forward (`root_forward`) and through the plain forward. Rank 0 then writes
+`out.safetensors` (whole tensors gathered from the shards: those records, the gradients of the
+run's first step under `grad.`, the final weights under `model.` and `anchor.`) and `out.json`
+(metrics rows, world size).
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from rl_toy import ScriptedEngine, toy_config, toy_problems  # noqa: E402
 
 from t1.models import build_char_tokenizer, build_tiny_model  # noqa: E402
 from t1.models.sharded import full_state  # noqa: E402
-from t1.runs import read_jsonl  # noqa: E402
+from t1.runs import latest_checkpoint, read_jsonl  # noqa: E402
 from t1.train.distributed import DistInfo, close_distributed, init_distributed  # noqa: E402
 from t1.train.rl import RLTrainer  # noqa: E402
 
@@ -43,17 +45,39 @@ def whole(t: torch.Tensor) -> torch.Tensor:
     return t.full_tensor() if hasattr(t, "full_tensor") else t.detach().clone()
 
 
-def first_step_grads(trainer: Any, step: Any) -> tuple[dict[str, torch.Tensor], Any]:
-    """Wrap the trainer's step so that the gradients after the first one are kept (whole)."""
-    grads: dict[str, torch.Tensor] = {}
+def whole_state(module: Any, prefix: str) -> dict[str, torch.Tensor]:
+    """Every state entry, gathered whole (a collective when sharded: every rank calls it)."""
+    return {f"{prefix}{k}": v.clone() for k, v in full_state(module)}
 
-    def wrapped() -> dict:
+
+def grads_of(model: Any, prefix: str) -> dict[str, torch.Tensor]:
+    return {f"{prefix}{k}": whole(p.grad) for k, p in model.named_parameters()}
+
+
+def record_rl_steps(trainer: Any) -> dict[str, torch.Tensor]:
+    """Wrap the trainer's step so that each one's gradients, weights and anchor are kept."""
+    kept: dict[str, torch.Tensor] = {}
+    step = trainer.train_step
+
+    def recorded() -> dict:
         row = step()
-        if not grads:
-            grads.update({k: whole(p.grad) for k, p in trainer.model.named_parameters()})
+        s = f"s{trainer.step}."
+        kept.update(grads_of(trainer.model, s + "grad.") | whole_state(trainer.model, s + "model."))
+        if trainer.anchor is not None:
+            kept.update(whole_state(trainer.anchor, s + "anchor."))
         return row
 
-    return grads, wrapped
+    trainer.train_step = recorded
+    return kept
+
+
+def first_grads(kept: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The gradients of the first step the run took, under `grad.`."""
+    first = min(int(k[1 : k.index(".")]) for k in kept)
+    prefix = f"s{first}.grad."
+    return {
+        "grad." + k.removeprefix(prefix): v.clone() for k, v in kept.items() if k.startswith(prefix)
+    }
 
 
 def run_rl(job: dict, info: DistInfo) -> dict[str, torch.Tensor]:
@@ -65,12 +89,18 @@ def run_rl(job: dict, info: DistInfo) -> dict[str, torch.Tensor]:
         trainer = RLTrainer(cfg, model, tok, toy_problems(8), info, eval_problems=held)
     else:
         trainer = RLTrainer(cfg, model, tok, toy_problems(8), info, engine=ScriptedEngine(tok))
-    grads, trainer.train_step = first_step_grads(trainer, trainer.train_step)
+    kept = record_rl_steps(trainer)
     trainer.train(resume=job.get("resume", False))
-    tensors = {f"model.{k}": v for k, v in full_state(trainer.model)}
+    tensors = whole_state(trainer.model, "model.")
     if trainer.anchor is not None:
-        tensors.update({f"anchor.{k}": v for k, v in full_state(trainer.anchor)})
-    return {**tensors, **{f"grad.{k}": v for k, v in grads.items()}}
+        tensors.update(whole_state(trainer.anchor, "anchor."))
+    return {**tensors, **kept, **first_grads(kept)}
+
+
+def _start_step(run: str, resume: bool) -> int:
+    """The step a run starts from: its latest checkpoint's when it resumes."""
+    ckpt = latest_checkpoint(Path(run) / "checkpoints") if resume else None
+    return int(ckpt.name.removeprefix("step-")) if ckpt else 0
 
 
 def run_sft(job: dict, info: DistInfo) -> dict[str, torch.Tensor]:
@@ -80,34 +110,38 @@ def run_sft(job: dict, info: DistInfo) -> dict[str, torch.Tensor]:
     from t1.config import SFTStage, load_config
 
     real = sft.train_step
-    grads: dict[str, torch.Tensor] = {}
+    kept: dict[str, torch.Tensor] = {}
+    step = [_start_step(job["run"], job.get("resume", False))]
 
     def recording(model: Any, optimizer: Any, *args: Any, **kwargs: Any) -> tuple[float, float]:
-        """train_step; the first time, the gradients are kept just before it zeroes them."""
-        if not grads:
-            real_zero = optimizer.zero_grad
-            calls = [0]
+        """train_step; its gradients are kept just before it zeroes them, then its weights."""
+        step[0] += 1
+        prefix = f"s{step[0]}."
+        real_zero = optimizer.zero_grad
+        calls = [0]
 
-            def zero_grad(*a: Any, **k: Any) -> None:
-                calls[0] += 1
-                if calls[0] == 2:  # after backward and the step, before the gradients go
-                    grads.update({n: whole(p.grad) for n, p in model.named_parameters()})
-                real_zero(*a, **k)
+        def zero_grad(*a: Any, **k: Any) -> None:
+            calls[0] += 1
+            if calls[0] == 2:  # after backward and the step, before the gradients go
+                kept.update(grads_of(model, prefix + "grad."))
+            real_zero(*a, **k)
 
-            optimizer.zero_grad = zero_grad
-            try:
-                return real(model, optimizer, *args, **kwargs)
-            finally:
-                optimizer.zero_grad = real_zero
-        return real(model, optimizer, *args, **kwargs)
+        optimizer.zero_grad = zero_grad
+        try:
+            out = real(model, optimizer, *args, **kwargs)
+        finally:
+            optimizer.zero_grad = real_zero
+        kept.update(whole_state(model, prefix + "model."))
+        return out
 
     sft.train_step = recording
     overrides = [*TINY, f"trainer.out={job['run']}", *job["overrides"]]
     cfg = load_config(SFTStage, None, overrides)
-    model, _ = sft.train_sft(cfg, make_traces(40), resume=job.get("resume", False), info=info)
-    sft.train_step = real
-    tensors = {f"model.{k}": v for k, v in full_state(model)}
-    return {**tensors, **{f"grad.{k}": v for k, v in grads.items()}}
+    try:
+        model, _ = sft.train_sft(cfg, make_traces(40), resume=job.get("resume", False), info=info)
+    finally:
+        sft.train_step = real
+    return {**whole_state(model, "model."), **kept, **first_grads(kept)}
 
 
 def head_batch(vocab: int) -> torch.Tensor:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -26,20 +25,19 @@ def child_env(**extra: str) -> dict[str, str]:
     }
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def torchrun(n: int, *args: str) -> list[str]:
-    """The command line of `torchrun --nproc_per_node n args...` on a free port."""
+    """The command line of `torchrun --standalone --nproc_per_node n args...`.
+
+    Standalone: torchrun's store binds a free port itself (port 0) and hands it to the ranks. A
+    port picked here and released before torchrun binds it can meanwhile be taken by any other
+    process on the machine (another launch, an outgoing connection): EADDRINUSE.
+    """
     return [
         sys.executable,
         "-m",
         "torch.distributed.run",
+        "--standalone",
         f"--nproc_per_node={n}",
-        f"--master_port={free_port()}",
         *args,
     ]
 

@@ -15,6 +15,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 import rl_faults  # noqa: E402
 from launch import child_env, run_child, torchrun  # noqa: E402
 from rl_faults import write_config  # noqa: E402
+from rl_toy import ADAM_AS_SGD  # noqa: E402
+from rounding import CANCEL, adam_step_tolerance, bound  # noqa: E402
 
 from t1.models.dcp import read_tensors  # noqa: E402
 from t1.runs import (  # noqa: E402
@@ -71,28 +73,35 @@ def test_sigkill_in_a_sharded_save_then_resume_on_two_equals_an_uninterrupted_ru
 
 
 @pytest.mark.slow
-def test_t1_sft_under_torchrun_takes_the_one_process_steps(tmp_path):
-    """`torchrun -m t1 sft` on 2 processes against `t1 sft` on one: the same final weights
-    within test_fsdp.py's parameter tolerance (Adam with eps = 1, |g| <= the logged norm)."""
+@pytest.mark.numerics
+def test_t1_sft_under_torchrun_takes_the_one_process_step(tmp_path):
+    """`torchrun -m t1 sft` on 2 processes against `t1 sft` on one: the same first step, its
+    loss and weights within test_fsdp.py's bounds (Adam with eps = 1 and no clipping; every
+    gradient entry is at most the logged norm). Later steps are compared from the same
+    checkpoints in test_fsdp.py (a step's rounding would reach the next through the curvature)."""
     import json
 
     from safetensors.torch import load_file
-    from test_fsdp import EPS, GRAD_RTOL
+    from test_fsdp import sft_bounds
     from test_sft import TINY, make_traces
+
+    from t1.config import SFTStage, load_config
+    from t1.models import load_model
 
     traces = tmp_path / "traces.jsonl"
     traces.write_text("".join(json.dumps(t) + "\n" for t in make_traces(40)))
-    lr = 0.01
-    args = [*TINY, f"data.train={traces}", "trainer.steps=3", f"optim.eps={EPS}", f"optim.lr={lr}"]
+    args = [*TINY, f"data.train={traces}", "trainer.steps=1", *ADAM_AS_SGD]
     one, two = tmp_path / "one", tmp_path / "two"
     run_child([sys.executable, "-m", "t1", "sft", *args, f"trainer.out={one}"])
     run_child(torchrun(2, "-m", "t1", "sft", *args, f"trainer.out={two}"))
-    a, b = (load_file(str(x / "final" / "model.safetensors")) for x in (one, two))
-    g = 2 * max(r["grad_norm"] for r in read_jsonl(one / "metrics.jsonl"))
-    atol = 3 * 2 * 1.1 * lr / EPS * GRAD_RTOL * g + 3 * 2.0**-23  # ulp(|θ| < 2) = 2^-23
+    cfg = load_config(SFTStage, None, [*args, "trainer.out=x"])
+    n, loss_tol = sft_bounds(cfg, load_model(cfg.model)[0])
+    (x,), (y,) = read_jsonl(one / "metrics.jsonl"), read_jsonl(two / "metrics.jsonl")
+    assert y["loss"] == pytest.approx(x["loss"], rel=0, abs=loss_tol)
+    g = x["grad_norm"]  # >= every |g|; the entries' rounding at magnitude CANCEL·g
+    a, b = (load_file(str(r / "final" / "model.safetensors")) for r in (one, two))
     assert a.keys() == b.keys() and a
+    grad_tol, lr, eps = bound(n, CANCEL * g), cfg.optim.lr, cfg.optim.eps
     for k in a:
-        torch.testing.assert_close(b[k], a[k], rtol=0, atol=atol, msg=k)
-    rows_one, rows_two = read_jsonl(one / "metrics.jsonl"), read_jsonl(two / "metrics.jsonl")
-    for x, y in zip(rows_one, rows_two, strict=True):
-        assert y["loss"] == pytest.approx(x["loss"], rel=GRAD_RTOL)
+        tol = adam_step_tolerance(grad_tol, lr, eps, g, float(a[k].abs().max()))
+        torch.testing.assert_close(b[k], a[k], rtol=0, atol=tol, msg=k)

@@ -14,24 +14,29 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 
 from ddp_step import ANCHOR_NUDGE, PROBLEMS, ddp_config  # noqa: E402
-from launch import free_port, run_child  # noqa: E402
+from launch import run_child, torchrun  # noqa: E402
+from rl_bounds import (  # noqa: E402
+    assert_metrics_close,
+    assert_within,
+    max_row_kl,
+    scripted_batch,
+    step_bounds,
+    update_tolerances,
+)
 from rl_toy import ADAM_AS_SGD, ScriptedEngine, nudge, toy_config, toy_problems  # noqa: E402
 from rounding import (  # noqa: E402
     EPS32,
-    adam_step_tolerance,
     assert_grads_close,
     bound,
-    entropy_tolerance,
     grad_terms,
     grad_tolerance,
-    largest_logprob,
     logprob_tolerance,
+    norm_tolerance,
 )
 
 from t1.config import RLStage  # noqa: E402
 from t1.errors import ConfigError  # noqa: E402
 from t1.models import build_char_tokenizer, build_tiny_model  # noqa: E402
-from t1.models.prompts import build_prompt  # noqa: E402
 from t1.rollout import collate_rollouts, compute_logprobs, sampling_params  # noqa: E402
 from t1.rollout.batch import sampler_logprobs  # noqa: E402
 from t1.runs import read_jsonl  # noqa: E402
@@ -175,31 +180,6 @@ def test_inconsistent_configs_fail_before_work(tmp_path, override, needle):
 
 # two processes against one: the replicated path (train.fsdp=false, t1.train.distributed's
 # gradient sum) here; FSDP2 in tests/train/test_fsdp.py
-def _scripted_batch(cfg, tok, n_problems: int):
-    """The rows the scripted engine gives the first n problems' prompts (K each)."""
-    prompts = [build_prompt(tok, p.prompt_input, cfg.data) for p in toy_problems(n_problems)]
-    rollouts = ScriptedEngine(tok).generate(prompts, cfg.rl.k, sampling_params(cfg.sampling, 0))
-    return collate_rollouts(rollouts, tok.pad_token_id)
-
-
-def _max_row_kl(policy, anchor, batch, T: float) -> float:
-    """The largest |Σ_t (log π − log π_ref)| of a row (k1): what bounds β·RLOO(kl) in A."""
-    with torch.no_grad():
-        diff = compute_logprobs(policy, batch, T) - compute_logprobs(anchor, batch, T)
-    return float((diff * batch.response_mask).sum(1).abs().max())
-
-
-def _assert_updates_close(after: dict, other: dict, grads: dict, grad_tols: dict, cfg) -> None:
-    """Weights after the first Adam step (ADAM_AS_SGD) within `adam_step_tolerance`."""
-    lr, eps = cfg.optim.lr, cfg.optim.eps
-    for k, g in grads.items():
-        g_max, w_max = float(g.abs().max()), float(after[k].abs().max())
-        tol = adam_step_tolerance(grad_tols[k], lr, eps, g_max, w_max)
-        torch.testing.assert_close(
-            other[k], after[k], rtol=0, atol=tol, msg=lambda t, k=k: f"{k}: {t}"
-        )
-
-
 def _one_and_two_process_steps(tmp_path) -> tuple[dict, dict]:
     """ddp_step.py alone and under torchrun with 2 processes: (one, two) as it saved them."""
     script = Path(__file__).parent / "ddp_step.py"
@@ -208,19 +188,7 @@ def _one_and_two_process_steps(tmp_path) -> tuple[dict, dict]:
     one = tmp_path / "one.pt"
     run_child([sys.executable, str(script), str(one), str(tmp_path / "r1")], env)
     two = tmp_path / "two.pt"
-    run_child(
-        [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--nproc_per_node=2",
-            f"--master_port={free_port()}",
-            str(script),
-            str(two),
-            str(tmp_path / "r2"),
-        ],
-        env,
-    )
+    run_child(torchrun(2, str(script), str(two), str(tmp_path / "r2")), env)
     return torch.load(one), torch.load(two)
 
 
@@ -233,48 +201,25 @@ def test_two_process_update_equals_one_process(tmp_path):
     anchor = copy.deepcopy(init)
     nudge(anchor, ANCHOR_NUDGE)
     # Both runs take one step on the same 32 rows; only the order of float operations differs
-    # (micro-batches of 3 rows of 32 or of 16, then a sum over ranks). Every tolerance below is
-    # a bound from tests/rounding.py: n roundings at magnitude m differ by <= n·EPS32·m.
-    batch = _scripted_batch(cfg, tok, PROBLEMS)  # every row a run can draw
-    P, R = batch.input_ids.shape[1], batch.response_mask.shape[1]  # positions, response tokens
-    rows, V = cfg.rl.prompts_per_step * cfg.rl.k, init.config.vocab_size
-    T = cfg.sampling.temperature
-    d_pol = logprob_tolerance(init, batch.input_ids)  # one log-prob of the policy
-    d_anc = logprob_tolerance(anchor, batch.input_ids)  # and of the anchor
-    L = max(largest_logprob(m, batch.input_ids, T) for m in (init, anchor))  # size of a log-prob
+    # (micro-batches of 3 rows of 32 or of 16, then a sum over ranks): every tolerance is a
+    # bound of tests/rounding.py, taken over every row a run can draw (rl_bounds.py)
+    b = step_bounds(cfg, init, anchor, scripted_batch(cfg, tok, PROBLEMS), ranks=2)
+    assert_grads_close(two["grads"], one["grads"], b.grad_terms)
+    grad_tols = {
+        k: grad_tolerance(g, two["grads"][k], b.grad_terms) for k, g in one["grads"].items()
+    }
+    norm_tol = norm_tolerance(one["grads"], grad_tols)
+    assert_metrics_close(one["metrics"], two["metrics"], b, norm_tol)
 
-    # the gradient of the global batch: a log-prob's path forward and back, the sum over the
-    # rows' positions, +1 for the sum over ranks; m = CANCEL x the tensor's largest entry
-    n = grad_terms(init.config, P, rows * P) + 1
-    assert_grads_close(two["grads"], one["grads"], n)
-
-    m1, m2 = one["metrics"], two["metrics"]
-    # rewards are 0 or 1: a mean of 32 (or two means of 16) is an exact binary fraction
-    assert m1["reward/mean"] == m2["reward/mean"]
-    # kl: per row Σ_t (old − ref) over <= R tokens (k1): moves by <= R·(d_pol + d_anc); the sums
-    # over R tokens and the mean over the rows round at magnitude <= 2·R·L
-    tol_kl = R * (d_pol + d_anc) + bound(R + rows, 2 * R * L)
-    assert m2["kl"] == pytest.approx(m1["kl"], rel=0, abs=tol_kl)
-    # entropy: each token's within entropy_tolerance (tests/rounding.py); the mean over the rows'
-    # tokens rounds at magnitude <= L
-    tol_h = entropy_tolerance(d_pol, L, V) + bound(rows * R, L)
-    assert m2["entropy"] == pytest.approx(m1["entropy"], rel=0, abs=tol_h)
-    # loss: token mean of −A·log p, minus γ·entropy. A = RLOO(r) − β·RLOO(kl) with r in {0, 1}:
-    # |A| <= 1 + 2β·max|kl of a row|; RLOO moves by <= twice its inputs' change. −A·log p moves
-    # by <= |A|·d_pol + L·ΔA, and the mean rounds at magnitude <= |A|·L
-    beta, gamma = cfg.rl.beta, cfg.rl.entropy_coef
-    a_max = 1 + 2 * beta * _max_row_kl(init, anchor, batch, T)
-    d_adv = 2 * beta * (R * (d_pol + d_anc) + bound(R + cfg.rl.k, 2 * R * L))
-    tol_loss = a_max * d_pol + L * d_adv + gamma * tol_h + bound(rows * R, a_max * L)
-    assert m2["loss"] == pytest.approx(m1["loss"], rel=0, abs=tol_loss)
-
-    # the update: Adam with eps = 1 (ADAM_AS_SGD) moves by <= lr/eps times the gradients' change
-    grad_tols = {k: grad_tolerance(g, two["grads"][k], n) for k, g in one["grads"].items()}
-    _assert_updates_close(one["params"], two["params"], one["grads"], grad_tols, cfg)
+    # the update: Adam with eps = 1 (ADAM_AS_SGD) moves by <= lr/eps·(1 + |g|/eps)·|Δg|
+    g_max = {k: float(g.abs().max()) for k, g in one["grads"].items()}
+    lr, eps = cfg.optim.lr, cfg.optim.eps
+    tols = update_tolerances(one["params"], grad_tols, g_max, lr, eps)
+    assert_within(one["params"], two["params"], tols)
     # ... and the step itself is far larger than that: there is an update to compare
     init_w = init.state_dict()
     step = max(float((one["params"][k] - init_w[k]).abs().max()) for k in one["grads"])
-    assert step > 100 * max(cfg.optim.lr / cfg.optim.eps * t for t in grad_tols.values())
+    assert step > 100 * max(tols.values())
 
 
 def _record_rollouts(trainer: RLTrainer) -> list:
@@ -351,7 +296,7 @@ def test_sampler_logprobs_give_the_same_step_as_the_learner(tmp_path):
     # A = RLOO(r) − β·RLOO(kl) with r in {0, 1}: RLOO moves by <= twice its inputs' change;
     # |A| <= 1 + 2β·max|kl of a row|
     d_adv = 2 * beta * (R * d + bound(R + cfg.rl.k, 2 * R * L))
-    a_max = 1 + 2 * beta * _max_row_kl(policy, anchor, batch, T)
+    a_max = 1 + 2 * beta * max_row_kl(policy, anchor, batch, T)
     assert m_s["adv/abs_mean"] == pytest.approx(
         m_l["adv/abs_mean"], rel=0, abs=d_adv + bound(rows, a_max)
     )
@@ -363,4 +308,6 @@ def test_sampler_logprobs_give_the_same_step_as_the_learner(tmp_path):
     n = grad_terms(policy.config, P, rows * P)
     assert_grads_close(g_s, g_l, n, weight_change=d_adv)
     grad_tols = {k: grad_tolerance(g, g_s[k], n, d_adv) for k, g in g_l.items()}
-    _assert_updates_close(w_l, w_s, g_l, grad_tols, cfg)
+    g_max = {k: float(g.abs().max()) for k, g in g_l.items()}
+    tols = update_tolerances(w_l, grad_tols, g_max, cfg.optim.lr, cfg.optim.eps)
+    assert_within(w_l, w_s, tols)

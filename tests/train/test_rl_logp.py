@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import math
 import sys
 from pathlib import Path
 
@@ -10,7 +12,15 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from rl_toy import ScriptedEngine, toy_config, toy_problems  # noqa: E402
+from rl_bounds import assert_within, update_tolerances  # noqa: E402
+from rl_toy import ADAM_AS_SGD, ScriptedEngine, toy_config, toy_problems  # noqa: E402
+from rounding import (  # noqa: E402
+    assert_grads_close,
+    bound,
+    grad_terms,
+    grad_tolerance,
+    logprob_tolerance,
+)
 
 from t1.errors import ConfigError  # noqa: E402
 from t1.models import build_char_tokenizer, build_tiny_model  # noqa: E402
@@ -85,22 +95,56 @@ def _hf_trainer(tmp_path, *overrides):
     return RLTrainer(cfg, model, tok, toy_problems(16))
 
 
+def _step_with_rollouts(trainer: RLTrainer) -> tuple[dict, dict, dict, list]:
+    """One step: its metrics, gradients, weights after it and the rollouts it trained on."""
+    seen: list = []
+    generate = trainer.engine.generate
+
+    def recording(*args, **kwargs):
+        out = generate(*args, **kwargs)
+        seen.extend(out)
+        return out
+
+    trainer.engine.generate = recording
+    metrics = trainer.train_step()
+    grads = {k: p.grad.clone() for k, p in trainer.model.named_parameters()}
+    weights = {k: p.detach().clone() for k, p in trainer.model.named_parameters()}
+    return metrics, grads, weights, seen
+
+
+@pytest.mark.numerics
 def test_with_the_hf_engine_tis_weights_are_one_and_change_nothing(tmp_path):
     out = {}
     for name, extra in (("plain", ()), ("tis", ("rl.tis_cap=2.0",))):
-        t = _hf_trainer(tmp_path / name, *extra)
-        out[name] = (t.train_step(), [p.detach().clone() for p in t.model.parameters()])
-    (_, w_plain), (m_tis, w_tis) = out["plain"], out["tis"]
+        t = _hf_trainer(tmp_path / name, *ADAM_AS_SGD, *extra)
+        policy = copy.deepcopy(t.model)
+        out[name] = _step_with_rollouts(t)
+    (_, g_plain, w_plain, rollouts), (m_tis, g_tis, w_tis, again) = out.values()
+    assert [r.response_ids for r in rollouts] == [r.response_ids for r in again]  # one batch
+    batch = collate_rollouts(rollouts, 0)
+    T, mask = 1.2, batch.response_mask
     # the HF engine reports the learner's own log softmax(z/T), computed on another path (a KV
-    # cache, one position at a time): float32 rounding of O(10) logits, ~1e-6 per token; a
-    # stale or wrong sampler would differ by 0.1-1 nats. 1e-4 sits between the two
-    assert m_tis["mismatch/logp_abs_max"] < 1e-4
-    assert m_tis["tis/weight_mean"] == pytest.approx(1.0, abs=1e-4)  # e^δ, |δ| < 1e-4
+    # cache, one position at a time): within d of tests/rounding.py; a stale or wrong sampler
+    # would differ by 0.1-1 nats
+    d = logprob_tolerance(policy, batch.input_ids, T)
+    assert m_tis["mismatch/logp_abs_max"] <= d < 0.01
+    # w = min(e^δ, 2) with |δ| <= d: within expm1(d) of 1; the mean over the tokens rounds at
+    # magnitude <= e^d
+    tokens = int(mask.sum())
+    tol_w = math.expm1(d) + bound(tokens, math.exp(d))
+    assert m_tis["tis/weight_mean"] == pytest.approx(1.0, rel=0, abs=tol_w)
     assert m_tis["tis/capped"] == 0.0
-    # weights 1 ± 1e-4 scale each token's gradient by as much; 1 % of the first Adam step
-    # (lr = 0.01) bounds what that does to the weights (see test_rl.py's two-process test)
-    for a, b in zip(w_plain, w_tis):
-        torch.testing.assert_close(a, b, rtol=0, atol=1e-4)
+    # each token's term −A·w·log p is scaled by w within expm1(d) of 1, |A| <= 1 (RLOO of 0/1
+    # rewards, no KL): the gradient, linear in those weights, moves by <= expm1(d)·CANCEL x its
+    # largest entry beyond the rounding of a log-prob's path and the sum over the positions
+    rows, P = len(rollouts), batch.input_ids.shape[1]
+    n = grad_terms(policy.config, P, rows * P)
+    assert_grads_close(g_tis, g_plain, n, weight_change=math.expm1(d))
+    # Adam with eps = 1 (ADAM_AS_SGD): the step moves by <= lr/eps·(1 + |g|/eps)·|Δg|
+    grad_tols = {k: grad_tolerance(g, g_tis[k], n, math.expm1(d)) for k, g in g_plain.items()}
+    g_max = {k: float(g.abs().max()) for k, g in g_plain.items()}
+    lr, eps = t.cfg.optim.lr, t.cfg.optim.eps
+    assert_within(w_plain, w_tis, update_tolerances(w_plain, grad_tols, g_max, lr, eps))
 
 
 @pytest.mark.parametrize(

@@ -19,12 +19,39 @@ def test_first_signal_sets_the_flag_and_handlers_are_restored():
     assert signal.getsignal(signal.SIGTERM) is before
 
 
-def test_second_sigint_aborts_at_once():
+@pytest.fixture
+def sigint_handler():
+    """Set SIGINT's handler for one test, restored after it. Python starts with SIGINT ignored
+    when its parent ignores it (a shell's background job, nohup), and the second signal goes
+    back to whatever was there before the StopRequest."""
+    before = signal.getsignal(signal.SIGINT)
+
+    def use(handler) -> None:
+        signal.signal(signal.SIGINT, handler)
+
+    yield use
+    signal.signal(signal.SIGINT, before)
+
+
+def test_second_sigint_aborts_at_once(sigint_handler):
+    sigint_handler(signal.default_int_handler)  # Python's own: KeyboardInterrupt
     with StopRequest() as stop:
         signal.raise_signal(signal.SIGINT)
         assert stop.reason == "SIGINT"
         with pytest.raises(KeyboardInterrupt):
             signal.raise_signal(signal.SIGINT)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_second_sigint_keeps_an_ignored_sigint_ignored(sigint_handler):
+    # started with SIGINT ignored: the first one still stops after the step; the second goes
+    # back to being ignored instead of killing the run
+    sigint_handler(signal.SIG_IGN)
+    with StopRequest() as stop:
+        signal.raise_signal(signal.SIGINT)
+        signal.raise_signal(signal.SIGINT)
+        assert stop.reason == "SIGINT"
+    assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
 
 
 def test_request_without_a_signal_and_first_reason_wins():
