@@ -27,17 +27,17 @@ import torch
 
 from t1.config import RLStage
 from t1.errors import T1Error
-from t1.models.sharded import full_weights, is_sharded, local_shards, settle
+from t1.models.sharded import is_sharded, local_shards, settle
 from t1.progress import Progress
 from t1.runs import RunDir, latest_checkpoint
 from t1.train.distributed import DistInfo, all_sum, sum_gradients_
 from t1.train.export import save_final
+from t1.train.rl_eval import held_out_eval, prepare_engine
 from t1.train.rl_logp import behaviour_logprobs
 from t1.train.rl_metrics import (
     Timer,
     across_ranks,
     flat_metrics,
-    held_out_eval,
     rollout_metrics,
     sample_rows,
 )
@@ -153,6 +153,7 @@ class RLTrainer:
         )
         problems = [self.problems[i] for i in share.prompts]
         seed = derive_seed(cfg.trainer.seed, "rollout", self.step, share.group)
+        self.release_learner_memory()
         with timer("generate"), autocast(self.model):
             rollouts = self.engine.generate(
                 [self.prompts[i] for i in share.group_prompts],
@@ -281,18 +282,29 @@ class RLTrainer:
 
     # ------------------------------------------------------------------ the loop
     def evaluate(self) -> dict[str, float]:
-        """Rank 0 evaluates on the held-out problems; a sharded model is gathered on every rank
-        first (the others go on at once)."""
+        """Every rank evaluates its share of the held-out problems (t1.train.rl_eval); rank 0
+        merges, writes eval/step-N.json and returns the eval/* scalars (the others: {})."""
         if not self.eval_problems:
             return {}
         from t1.eval.evaluate import write_eval
 
-        with full_weights(self.model), autocast(self.model):
-            if not self.info.main:
-                return {}
-            result = held_out_eval(self.cfg, self.engine, self.tokenizer, self.eval_problems)
+        self.release_learner_memory()
+        with prepare_engine(self.engine, self.model), autocast(self.model):
+            result = held_out_eval(
+                self.cfg, self.engine, self.tokenizer, self.eval_problems, self.info
+            )
+        if result is None:
+            return {}
         write_eval(self.run, f"step-{self.step}", result, {"step": self.step})
         return flat_metrics(result)
+
+    def release_learner_memory(self) -> None:
+        """Free the last update's gradients before the engine samples, and on a GPU hand the
+        blocks the learner freed back to the driver: vLLM wakes its weights and KV cache in
+        memory it maps itself (vllm/device_allocator/cumem.py), outside torch's cache."""
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.info.device.type == "cuda":
+            torch.cuda.empty_cache()
 
     def train(self, resume: bool = False) -> dict[str, Any]:
         """Run (or, with `resume`, continue) the loop to trainer.steps; returns the last metrics."""

@@ -88,14 +88,7 @@ def _check_engine(cfg: RLStage, world: int) -> None:
     """The rollout engine's groups tile the world; the sampler-correction settings are sane."""
     from t1.rollout.groups import check_engine_groups, engine_group_size
 
-    group = engine_group_size(cfg.rollout)
-    check_engine_groups(world, group)
-    if group > 1 and cfg.data.eval:
-        raise ConfigError(
-            f"data.eval: the held-out evaluation during RL runs on rank 0 alone, and a vLLM "
-            f"engine with rollout.tensor_parallel_size={group} needs every rank of its group; "
-            "leave data.eval empty and evaluate the checkpoints with `t1 eval`"
-        )
+    check_engine_groups(world, engine_group_size(cfg.rollout))
     cap = cfg.rl.tis_cap
     if cap is not None and not (math.isfinite(cap) and cap > 0):
         raise ConfigError(f"rl.tis_cap={cap} must be a positive number (e.g. 2.0) or null")
