@@ -283,6 +283,45 @@ def check_tokenizer(tokenizer: Any, model: Any, source: str) -> None:
             model.generation_config.eos_token_id = tokenizer.eos_token_id
 
 
+def _config_source(cfg: Any) -> tuple[str, dict[str, Any]]:
+    """Where the config and tokenizer of `cfg.path` are read: (folder or hub id, kwargs) - the
+    dequantised GGUF's cached folder when there is one (no GGUF parsing then)."""
+    source, gguf_file = resolve_source(cfg.path, cfg.gguf_file)
+    if gguf_file and cfg.cache_gguf:
+        cached = _gguf_cache_dir(Path(source) / gguf_file, cfg.dtype)
+        if (cached / "COMPLETE").is_file():
+            return str(cached), {}
+    return source, {"gguf_file": gguf_file} if gguf_file else {}
+
+
+def model_config(cfg: Any) -> Any:
+    """The HF config of the model a `ModelConfig` names, without loading any weight."""
+    from transformers import AutoConfig
+
+    if cfg.path == "tiny":
+        from t1.models.tiny import build_char_tokenizer, tiny_config
+
+        return tiny_config(build_char_tokenizer(cfg.tiny.alphabet), cfg.tiny)
+    source, kwargs = _config_source(cfg)
+    try:
+        with _no_tqdm() if kwargs else contextlib.nullcontext():
+            return AutoConfig.from_pretrained(source, **kwargs)
+    except (OSError, ValueError) as e:
+        raise T1Error(f"cannot read the model config of {source}: {_first_line(e)}") from None
+
+
+def load_tokenizer(cfg: Any) -> Any:
+    """The tokenizer of the model a `ModelConfig` names, without loading any weight."""
+    _quiet_transformers()
+    if cfg.path == "tiny":
+        from t1.models.tiny import build_char_tokenizer
+
+        return build_char_tokenizer(cfg.tiny.alphabet)
+    source, kwargs = _config_source(cfg)
+    with _no_tqdm() if kwargs else contextlib.nullcontext():
+        return _load_tokenizer(source, kwargs)
+
+
 def load_model(cfg: Any) -> tuple[Any, Any]:
     """(model, tokenizer) for a `ModelConfig`, on cfg.device in cfg.dtype, in eval mode."""
     _quiet_transformers()

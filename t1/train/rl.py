@@ -400,6 +400,7 @@ def run_rl(cfg: RLStage, resume: bool = False) -> int:
     from t1.rollout import make_engine
     from t1.runs import seed_everything
     from t1.train.distributed import broadcast_parameters_, close_distributed, init_distributed
+    from t1.train.plan import plan_rl
     from t1.train.rl_setup import check_prompt_lengths, context_size, load_rl_problems
     from t1.train.sharding import use_fsdp
 
@@ -408,6 +409,7 @@ def run_rl(cfg: RLStage, resume: bool = False) -> int:
         check_rl_config(cfg, info.world)
         validate_reward_config(cfg.reward)
         problems, eval_problems = load_rl_problems(cfg, info.main)
+        plan_rl(cfg, info, [*problems, *eval_problems])  # stops here when it cannot fit
         seed_everything(cfg.trainer.seed)
         sharded = use_fsdp(cfg.train, info.world)
         model, tokenizer = load_model(

@@ -51,6 +51,7 @@ from t1.train.packing import (
     loss_tokens,
     train_step,
 )
+from t1.train.plan import plan_sft
 from t1.train.rundir import MetricLogger
 from t1.train.schedule import make_optimizer, make_scheduler
 from t1.train.sft_data import (
@@ -285,6 +286,8 @@ def _start(
     run = RunDir(cfg.trainer.out)
     ckpt = _resume_point(run, resume)
     traces = load_traces(cfg) if traces is None else traces
+    if model is None:  # the plan of the model cfg.model names, before it is loaded
+        plan_sft(cfg, info)
     seed_everything(cfg.trainer.seed)
     sharded = use_fsdp(cfg.train, info.world)
     model, tokenizer = _load_model(cfg, model, tokenizer, sharded)
