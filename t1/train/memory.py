@@ -312,9 +312,9 @@ def format_plan(plan: MemoryPlan) -> str:
             f"{i.name:<12} {i.device / GIB:>10.2f} {i.host / GIB:>9.2f}  {i.phase:<9} {i.note}"
         )
     turns = "take turns" if plan.time_shared else "run together"
+    how = "no rollout engine" if plan.setting.engine == "none" else f"rollout and learner {turns}"
     rows.append(
-        f"{'peak':<12} {plan.device_total / GIB:>10.2f} {plan.host_total / GIB:>9.2f}  "
-        f"rollout and learner {turns}"
+        f"{'peak':<12} {plan.device_total / GIB:>10.2f} {plan.host_total / GIB:>9.2f}  {how}"
     )
     if plan.device_memory:
         rows.append(f"{'device':<12} {plan.device_memory / GIB:>10.2f}")

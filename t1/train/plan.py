@@ -25,6 +25,7 @@ import dataclasses
 import json
 import os
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -57,18 +58,22 @@ def launch_shape(info: DistInfo) -> tuple[int, int]:
     return per_node, max(1, info.world // max(per_node, 1))
 
 
-def chunked_head(model_config: Any) -> bool:
+def chunked_head(model_config: Mapping[str, Any] | Any) -> bool:
     """Whether the RL learner takes the chunked output head for this model
-    (`t1.rollout.head.chunked_head_unsupported`, read from the config alone)."""
+    (`t1.rollout.head.chunked_head_unsupported`, read from an HF config or config.json dict)."""
+    if isinstance(model_config, Mapping):
+        get = model_config.get
+    else:
+        get = lambda key: getattr(model_config, key, None)  # noqa: E731
     for key in LOGIT_MODIFIERS:
-        value = getattr(model_config, key, None)
+        value = get(key)
         if value is not None and value != 1.0:
             return False
-    archs = getattr(model_config, "architectures", None)
+    archs = get("architectures")
     if archs:
         return archs[0] in HEAD_FAMILIES
     families = {name.removesuffix("ForCausalLM").lower() for name in HEAD_FAMILIES}
-    return getattr(model_config, "model_type", "") in families
+    return (get("model_type") or "") in families
 
 
 def rl_setting(cfg: Any, ranks_per_node: int, nodes: int, seq_len: int, **more: Any) -> Setting:
