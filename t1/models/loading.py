@@ -195,7 +195,17 @@ def _load_t1_checkpoint(source: str, config: Any, dtype: torch.dtype) -> Any:
         load_model_tensors(model, Path(source) / "model")
     except (OSError, ValueError, RuntimeError) as e:
         raise T1Error(f"cannot load the checkpoint {source}: {_first_line(e)}") from None
+    read_generation_config(model, Path(source))
     return model
+
+
+def read_generation_config(model: Any, folder: Path) -> None:
+    """A folder's generation_config.json into a model built from its config alone, as
+    `from_pretrained` reads it (eos ids, sampling defaults)."""
+    from transformers import GenerationConfig
+
+    if (folder / "generation_config.json").is_file():
+        model.generation_config = GenerationConfig.from_pretrained(folder)
 
 
 def _detach_gguf_quantizer(model: Any) -> None:

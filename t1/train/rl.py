@@ -16,7 +16,6 @@ How this departs from the paper, which published no code:
 
 from __future__ import annotations
 
-import dataclasses
 import errno
 import math
 import sys
@@ -391,17 +390,18 @@ class RLTrainer:
 def run_rl(cfg: RLStage, resume: bool = False) -> int:
     """`t1 rl CONFIG`: check, load the model and prompts, curate, train; 0 on success.
 
-    Every check that can fail does so before curation or training (t1.train.rl_setup). Under
-    FSDP2 each rank loads the model on CPU in `model.dtype` and keeps its float32 slice
-    (t1.train.sharding); curation already runs on the sharded model.
+    Every check that can fail does so before curation or training (t1.train.rl_setup), the
+    memory plan before the model is loaded (t1.train.plan). Under FSDP2 each rank reads its
+    float32 slices of a safetensors model straight from the files, or loads the whole model on
+    CPU and keeps its slice (t1.train.sharded_load); curation already runs on the sharded model.
     """
-    from t1.models import load_model
     from t1.rewards.reward import validate_reward_config
     from t1.rollout import make_engine
     from t1.runs import seed_everything
     from t1.train.distributed import broadcast_parameters_, close_distributed, init_distributed
     from t1.train.plan import plan_rl
     from t1.train.rl_setup import check_prompt_lengths, context_size, load_rl_problems
+    from t1.train.sharded_load import load_learner
     from t1.train.sharding import use_fsdp
 
     info = init_distributed(cfg.model.device, group_of_one=cfg.train.fsdp is True)
@@ -412,9 +412,8 @@ def run_rl(cfg: RLStage, resume: bool = False) -> int:
         plan_rl(cfg, info, [*problems, *eval_problems])  # stops here when it cannot fit
         seed_everything(cfg.trainer.seed)
         sharded = use_fsdp(cfg.train, info.world)
-        model, tokenizer = load_model(
-            dataclasses.replace(cfg.model, device="cpu") if sharded else cfg.model
-        )
+        # sharded: each rank reads only its slices where the weights allow (sharded_load)
+        model, tokenizer = load_learner(cfg.model, cfg.train, info)
         context = context_size(model)
         check_rl_config(cfg, info.world, context)
         check_prompt_lengths(cfg, tokenizer, [*problems, *eval_problems], context)

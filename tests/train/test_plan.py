@@ -17,6 +17,7 @@ from test_sft import make_cfg, make_traces  # noqa: E402
 
 import t1.models  # noqa: E402
 import t1.train.plan as plan_module  # noqa: E402
+import t1.train.sharded_load  # noqa: E402
 from t1.cli import main  # noqa: E402
 from t1.errors import ConfigError  # noqa: E402
 from t1.train.memory import DEFAULT_RESERVE, GIB  # noqa: E402
@@ -59,6 +60,7 @@ def loads(monkeypatch) -> list[str]:
         return real(cfg)
 
     monkeypatch.setattr(t1.models, "load_model", recording)
+    monkeypatch.setattr(t1.train.sharded_load, "load_model", recording)  # what the trainers call
     return seen
 
 
