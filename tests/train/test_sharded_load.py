@@ -132,11 +132,23 @@ def test_tied_and_rounded_cases_hold_what_they_claim(loaded):
     assert not torch.equal(rounded[w], exact[w])
 
 
-def test_which_sources_take_the_bounded_path(tmp_path):
+def test_which_sources_take_the_bounded_path(tmp_path, monkeypatch):
+    import huggingface_hub
+
     model, tok = _model(LLAMA, tied=True, seed=0)
     save_model(model, tok, tmp_path / "hf")
     assert weights_folder(ModelConfig(path=str(tmp_path / "hf"))) == (tmp_path / "hf",) * 2
     assert weights_folder(ModelConfig(path="tiny")) is None
+    # a hub id: the snapshot of its config and safetensors files (here a local folder)
+    asked = []
+
+    def snapshot(repo_id, allow_patterns):
+        asked.append((repo_id, allow_patterns))
+        return str(tmp_path / "hf")
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", snapshot)
+    assert weights_folder(ModelConfig(path="owner/model")) == (tmp_path / "hf",) * 2
+    assert asked == [("owner/model", ["*.json", "*.safetensors"])]
     (tmp_path / "bin").mkdir()
     (tmp_path / "bin" / "config.json").write_text(json.dumps(model.config.to_dict()))
     assert weights_folder(ModelConfig(path=str(tmp_path / "bin"))) is None
