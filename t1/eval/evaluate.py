@@ -84,18 +84,19 @@ def _rows(
     prompts: Sequence[str],
     rollouts: list[Rollout],
     results: list[Any],
-    offset: int = 0,
+    indices: Sequence[int],
 ) -> list[dict[str, Any]]:
     """One graded record per sample; `index` is the problem's position in the whole list
-    (`offset` + its index in this chunk), `sample` counts each problem's samples from 0."""
+    (`indices[i]` for the chunk's i-th problem), `sample` counts each problem's samples from 0."""
     rows, seen = [], {}
     for r, res in zip(rollouts, results, strict=True):
         p = problems[r.prompt_index]
         j = seen[r.prompt_index] = seen.get(r.prompt_index, -1) + 1
+        index = indices[r.prompt_index]
         rows.append(
             {
-                "index": offset + r.prompt_index,
-                "problem_id": str(getattr(p, "id", offset + r.prompt_index)),
+                "index": index,
+                "problem_id": str(getattr(p, "id", index)),
                 "sample": j,
                 "prompt": prompts[r.prompt_index],
                 "response": r.text,
@@ -186,6 +187,53 @@ def breakdown(
     return out
 
 
+def graded_rows(
+    engine: RolloutEngine,
+    tokenizer: Any,
+    problems: Sequence[Any],
+    task: str,
+    sampling: SamplingParams,
+    n: int,
+    reward_cfg: RewardConfig,
+    data_cfg: DataConfig,
+    indices: Sequence[int] | None = None,
+    progress: bool = True,
+) -> list[dict[str, Any]]:
+    """Generate `n` samples per problem and grade them: one row per sample (module docstring).
+
+    `indices`: each problem's position in a larger list, the rows' `index` (default: 0, 1, ...),
+    so that shares of one list evaluated apart merge into the rows of the whole.
+    """
+    indices = list(range(len(problems))) if indices is None else list(indices)
+    prompts = format_prompts(tokenizer, problems, data_cfg)
+    chunk = max(1, int(getattr(engine, "batch_size", 64)) // max(1, n))
+    rows: list[dict[str, Any]] = []
+    with Progress(len(problems), "eval", enabled=progress) as bar:
+        for start in range(0, len(problems), chunk):
+            part = list(problems[start : start + chunk])
+            rollouts = engine.generate(prompts[start : start + chunk], n, sampling)
+            results = _score(part, rollouts, task, reward_cfg)
+            rows.extend(
+                _rows(part, prompts[start : start + chunk], rollouts, results, indices[start:])
+            )
+            bar.update(len(part), acc=_mean([r["correct"] for r in rows]))
+    return rows
+
+
+def summarize_rows(
+    problems: Sequence[Any],
+    rows: list[dict[str, Any]],
+    ks: Sequence[int],
+    bootstrap: int = 1000,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """The evaluation result of graded rows of `problems` (rows indexed into that list)."""
+    out = summarize(rows, ks, bootstrap=bootstrap, seed=seed)
+    out["breakdown"] = breakdown(problems, rows, bootstrap=bootstrap, seed=seed)
+    out["samples"] = rows
+    return out
+
+
 def evaluate(
     engine: RolloutEngine,
     tokenizer: Any,
@@ -202,20 +250,10 @@ def evaluate(
 ) -> dict[str, Any]:
     """Generate `n` samples per problem, grade them, summarise (see the module docstring)."""
     check_ks(n, ks)
-    prompts = format_prompts(tokenizer, problems, data_cfg)
-    chunk = max(1, int(getattr(engine, "batch_size", 64)) // max(1, n))
-    rows: list[dict[str, Any]] = []
-    with Progress(len(problems), "eval", enabled=progress) as bar:
-        for start in range(0, len(problems), chunk):
-            part = list(problems[start : start + chunk])
-            rollouts = engine.generate(prompts[start : start + chunk], n, sampling)
-            results = _score(part, rollouts, task, reward_cfg)
-            rows.extend(_rows(part, prompts[start : start + chunk], rollouts, results, start))
-            bar.update(len(part), acc=_mean([r["correct"] for r in rows]))
-    out = summarize(rows, ks, bootstrap=bootstrap, seed=seed)
-    out["breakdown"] = breakdown(problems, rows, bootstrap=bootstrap, seed=seed)
-    out["samples"] = rows
-    return out
+    rows = graded_rows(
+        engine, tokenizer, problems, task, sampling, n, reward_cfg, data_cfg, progress=progress
+    )
+    return summarize_rows(problems, rows, ks, bootstrap=bootstrap, seed=seed)
 
 
 def flat_metrics(result: dict[str, Any], prefix: str = "eval/") -> dict[str, float]:

@@ -195,7 +195,17 @@ def _load_t1_checkpoint(source: str, config: Any, dtype: torch.dtype) -> Any:
         load_model_tensors(model, Path(source) / "model")
     except (OSError, ValueError, RuntimeError) as e:
         raise T1Error(f"cannot load the checkpoint {source}: {_first_line(e)}") from None
+    read_generation_config(model, Path(source))
     return model
+
+
+def read_generation_config(model: Any, folder: Path) -> None:
+    """A folder's generation_config.json into a model built from its config alone, as
+    `from_pretrained` reads it (eos ids, sampling defaults)."""
+    from transformers import GenerationConfig
+
+    if (folder / "generation_config.json").is_file():
+        model.generation_config = GenerationConfig.from_pretrained(folder)
 
 
 def _detach_gguf_quantizer(model: Any) -> None:
@@ -281,6 +291,45 @@ def check_tokenizer(tokenizer: Any, model: Any, source: str) -> None:
             model.generation_config.pad_token_id = tokenizer.pad_token_id
         if model.generation_config.eos_token_id is None:
             model.generation_config.eos_token_id = tokenizer.eos_token_id
+
+
+def _config_source(cfg: Any) -> tuple[str, dict[str, Any]]:
+    """Where the config and tokenizer of `cfg.path` are read: (folder or hub id, kwargs) - the
+    dequantised GGUF's cached folder when there is one (no GGUF parsing then)."""
+    source, gguf_file = resolve_source(cfg.path, cfg.gguf_file)
+    if gguf_file and cfg.cache_gguf:
+        cached = _gguf_cache_dir(Path(source) / gguf_file, cfg.dtype)
+        if (cached / "COMPLETE").is_file():
+            return str(cached), {}
+    return source, {"gguf_file": gguf_file} if gguf_file else {}
+
+
+def model_config(cfg: Any) -> Any:
+    """The HF config of the model a `ModelConfig` names, without loading any weight."""
+    from transformers import AutoConfig
+
+    if cfg.path == "tiny":
+        from t1.models.tiny import build_char_tokenizer, tiny_config
+
+        return tiny_config(build_char_tokenizer(cfg.tiny.alphabet), cfg.tiny)
+    source, kwargs = _config_source(cfg)
+    try:
+        with _no_tqdm() if kwargs else contextlib.nullcontext():
+            return AutoConfig.from_pretrained(source, **kwargs)
+    except (OSError, ValueError) as e:
+        raise T1Error(f"cannot read the model config of {source}: {_first_line(e)}") from None
+
+
+def load_tokenizer(cfg: Any) -> Any:
+    """The tokenizer of the model a `ModelConfig` names, without loading any weight."""
+    _quiet_transformers()
+    if cfg.path == "tiny":
+        from t1.models.tiny import build_char_tokenizer
+
+        return build_char_tokenizer(cfg.tiny.alphabet)
+    source, kwargs = _config_source(cfg)
+    with _no_tqdm() if kwargs else contextlib.nullcontext():
+        return _load_tokenizer(source, kwargs)
 
 
 def load_model(cfg: Any) -> tuple[Any, Any]:

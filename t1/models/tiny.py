@@ -43,8 +43,8 @@ def build_char_tokenizer(alphabet: str) -> PreTrainedTokenizerFast:
     return hf
 
 
-def build_tiny_model(tokenizer: Any, cfg: Any | None = None, seed: int = 0) -> torch.nn.Module:
-    """A randomly initialised Llama/Qwen2 causal LM sized by a `TinyModelConfig`."""
+def tiny_config(tokenizer: Any, cfg: Any | None = None) -> Any:
+    """The HF config (Llama or Qwen2) of the tiny model a `TinyModelConfig` describes."""
     from t1.config import TinyModelConfig
 
     cfg = cfg or TinyModelConfig()
@@ -64,13 +64,17 @@ def build_tiny_model(tokenizer: Any, cfg: Any | None = None, seed: int = 0) -> t
     if cfg.arch == "llama":
         from transformers import LlamaConfig
 
-        config = LlamaConfig(**common)
-    elif cfg.arch == "qwen2":
+        return LlamaConfig(**common)
+    if cfg.arch == "qwen2":
         from transformers import Qwen2Config
 
-        config = Qwen2Config(**common)
-    else:
-        raise ValueError(f"unsupported tiny architecture {cfg.arch!r}: use 'llama' or 'qwen2'")
+        return Qwen2Config(**common)
+    raise ValueError(f"unsupported tiny architecture {cfg.arch!r}: use 'llama' or 'qwen2'")
+
+
+def build_tiny_model(tokenizer: Any, cfg: Any | None = None, seed: int = 0) -> torch.nn.Module:
+    """A randomly initialised Llama/Qwen2 causal LM sized by a `TinyModelConfig`."""
+    config = tiny_config(tokenizer, cfg)
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         model = AutoModelForCausalLM.from_config(config)

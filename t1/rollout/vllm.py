@@ -204,6 +204,10 @@ class VLLMEngine:
 
     def _wake(self, tag: str) -> None:
         if tag in self._asleep:
+            if torch.cuda.is_available():
+                # vLLM maps the memory it wakes into itself (vllm/device_allocator/cumem.py):
+                # blocks the learner freed but torch still caches would be out of its reach
+                torch.cuda.empty_cache()
             self.llm.wake_up(tags=[tag])
             self._asleep.discard(tag)
 
@@ -223,10 +227,17 @@ class VLLMEngine:
         self.llm.reset_prefix_cache()
         self.model, self._weights_current = model, True
 
-    def generate(self, prompts: list[str], n: int, sampling: SamplingParams) -> list[Rollout]:
-        vllm = _import_vllm()
+    def ensure_weights(self) -> None:
+        """Load the learner's weights if the engine's are stale (a level-2 sleep since the last
+        update: a skipped step, or a `generate` after `sleep`). A collective when the learner is
+        sharded, so every rank calls it together before work in which ranks call `generate` a
+        different number of times (the held-out evaluation's shares)."""
         if not self._weights_current:
             self.update_weights(self.model)
+
+    def generate(self, prompts: list[str], n: int, sampling: SamplingParams) -> list[Rollout]:
+        vllm = _import_vllm()
+        self.ensure_weights()
         self._wake("kv_cache")
         params = vllm.SamplingParams(**vllm_sampling_kwargs(sampling, n))
         inputs = [{"prompt_token_ids": ids} for ids in encode_prompts(self.tokenizer, prompts)]

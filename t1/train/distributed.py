@@ -20,8 +20,9 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-# how long a rank waits in a collective for the others: rank 0 alone runs the held-out
-# evaluation while the rest wait at the next one (nccl's default is 10 minutes)
+# how long a rank waits in a collective for the others: work between collectives can be uneven
+# (shares of the held-out evaluation of different lengths, rank 0 writing the run's files);
+# nccl's default is 10 minutes
 COLLECTIVE_TIMEOUT = datetime.timedelta(minutes=60)
 # how long a finished rank waits for the others before the group is closed (gloo)
 CLOSE_TIMEOUT = datetime.timedelta(minutes=10)

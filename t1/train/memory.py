@@ -3,7 +3,8 @@ activations, before anything is loaded; and a clear error when they cannot fit a
 
 P parameters, N = ranks_per_node x nodes ranks (FSDP2 shards over all of them), c bytes per
 element of the compute dtype (bfloat16: 2), L = the learner's sequence length (prompt +
-response), b its micro-batch, T = b x L tokens. Per rank:
+response), b its micro-batch, T = b x L tokens. Per rank (the 4s below are the float32 masters'
+bytes; c with `train.pure_low_precision`):
 
     weights      4 P / N       fp32 master shard
     optimizer    8 P / N       AdamW's exp_avg and exp_avg_sq, fp32 shards
@@ -26,14 +27,16 @@ response), b its micro-batch, T = b x L tokens. Per rank:
                  logits, their fp32 copy and the tempered one, and their gradients (in
                  float32 benchmarks/memory.py measured 22.5 V bytes per position: 2 c + 16 = 24)
     engine       vLLM: gpu_memory_utilization x the device's memory (its weights, KV cache,
-                 graphs); HF: the whole model gathered in the compute dtype, P c, and its KV
-                 cache, rows x L x layers x 2 x kv_heads x head_dim x c
+                 graphs; asleep at level 2 it holds nothing, not even on the host);
+                 HF: the whole model gathered in the compute dtype, P c, and its KV cache,
+                 rows x L x layers x 2 x kv_heads x head_dim x c
     reserve      CUDA context, NCCL buffers and allocator fragmentation: an allowance
 
 With CPU offload (FSDP2's `CPUOffloadPolicy`) weights, gradients and optimizer states live on
 the host instead. The rollout and the learner take turns when the engine sleeps between steps
 (vLLM's sleep mode) or is the HF engine: the device then holds the resident items plus the
-larger of the two phases; otherwise both at once.
+larger of the two phases (the RL trainer frees the gradients and empties torch's CUDA cache
+before the engine wakes); otherwise both at once.
 """
 
 from __future__ import annotations
@@ -133,6 +136,9 @@ class Setting:
     ranks_per_node: int = 1
     nodes: int = 1
     compute_dtype: str = "bfloat16"
+    # bytes of a stored weight, gradient shard or AdamW state: 4 (float32 masters), or the
+    # compute dtype's with `train.pure_low_precision`
+    master_bytes: int = 4
     micro_batch_size: int = 1
     # the learner's sequence length: prompt + response tokens
     seq_len: int = 1024
@@ -220,14 +226,16 @@ def _shards(shape: ModelShape, s: Setting) -> list[Item]:
         size = -(-per_param * P // N)
         return Item(name, 0 if on_host else size, size if on_host else 0, phase, note)
 
+    m = s.master_bytes
+    kind = "fp32" if m == 4 else f"{s.compute_dtype} (pure)"
     items = [
-        shard(4, s.cpu_offload, "weights", "resident", "fp32 master shard"),
-        shard(8, s.cpu_offload, "optimizer", "resident", "AdamW, 2 fp32 states"),
+        shard(m, s.cpu_offload, "weights", "resident", f"{kind} master shard"),
+        shard(2 * m, s.cpu_offload, "optimizer", "resident", f"AdamW, 2 {kind} states"),
     ]
     if s.anchor:
-        items.append(shard(4, s.anchor_on_cpu, "anchor", "resident", "EMA, fp32 shard"))
+        items.append(shard(m, s.anchor_on_cpu, "anchor", "resident", f"EMA, {kind} shard"))
     items.append(Item("reserve", s.reserve, 0, "resident", "CUDA context, NCCL, fragmentation"))
-    items.append(shard(4, s.cpu_offload, "gradients", "learner", "fp32 shard"))
+    items.append(shard(m, s.cpu_offload, "gradients", "learner", f"{kind} shard"))
     return items
 
 
@@ -237,8 +245,10 @@ def _compute_items(shape: ModelShape, s: Setting) -> list[Item]:
     fsdp = s.ranks_per_node * s.nodes > 1 if s.fsdp is None else s.fsdp
     if fsdp:
         size, note = 2 * c * (shape.root_params + 2 * shape.layer_params), "root + 2 layers, +grads"
-    else:
+    elif s.master_bytes != c:  # autocast's compute-dtype copies of the float32 weights
         size, note = c * shape.params, "whole model, compute dtype"
+    else:
+        size, note = 0, "none: the weights are in the compute dtype"
     items = [Item("unsharded", size, 0, "learner", note)]
     per_layer = layer_activation_bytes(shape, c)
     # each layer whose activations are kept also keeps the padding mask in the compute dtype
@@ -270,10 +280,10 @@ def engine_weight_bytes(shape: ModelShape, s: Setting) -> int:
 def _engine_item(shape: ModelShape, s: Setting) -> Item:
     weights = engine_weight_bytes(shape, s)
     if s.engine == "vllm":
+        # sleep level 2 (t1.rollout.vllm) discards the weights: nothing is parked on the host
         share = int(s.gpu_memory_utilization * s.device_memory)
-        host = weights if s.engine_sleeps else 0  # sleep mode parks the weights on the host
         note = f"vLLM, {s.gpu_memory_utilization:g} of the device, tp {s.tensor_parallel_size}"
-        return Item("engine", share, host, "engine", note)
+        return Item("engine", share, 0, "engine", note)
     if s.engine == "hf":
         c = DTYPE_BYTES[s.compute_dtype]
         kv = s.engine_rows * s.seq_len * shape.layers * 2 * shape.kv_heads * shape.head_size * c
@@ -302,9 +312,9 @@ def format_plan(plan: MemoryPlan) -> str:
             f"{i.name:<12} {i.device / GIB:>10.2f} {i.host / GIB:>9.2f}  {i.phase:<9} {i.note}"
         )
     turns = "take turns" if plan.time_shared else "run together"
+    how = "no rollout engine" if plan.setting.engine == "none" else f"rollout and learner {turns}"
     rows.append(
-        f"{'peak':<12} {plan.device_total / GIB:>10.2f} {plan.host_total / GIB:>9.2f}  "
-        f"rollout and learner {turns}"
+        f"{'peak':<12} {plan.device_total / GIB:>10.2f} {plan.host_total / GIB:>9.2f}  {how}"
     )
     if plan.device_memory:
         rows.append(f"{'device':<12} {plan.device_memory / GIB:>10.2f}")

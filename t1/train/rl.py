@@ -16,7 +16,6 @@ How this departs from the paper, which published no code:
 
 from __future__ import annotations
 
-import dataclasses
 import errno
 import math
 import sys
@@ -27,17 +26,17 @@ import torch
 
 from t1.config import RLStage
 from t1.errors import T1Error
-from t1.models.sharded import full_weights, is_sharded, local_shards, settle
+from t1.models.sharded import is_sharded, local_shards, settle
 from t1.progress import Progress
 from t1.runs import RunDir, latest_checkpoint
 from t1.train.distributed import DistInfo, all_sum, sum_gradients_
 from t1.train.export import save_final
+from t1.train.rl_eval import held_out_eval, prepare_engine
 from t1.train.rl_logp import behaviour_logprobs
 from t1.train.rl_metrics import (
     Timer,
     across_ranks,
     flat_metrics,
-    held_out_eval,
     rollout_metrics,
     sample_rows,
 )
@@ -153,6 +152,7 @@ class RLTrainer:
         )
         problems = [self.problems[i] for i in share.prompts]
         seed = derive_seed(cfg.trainer.seed, "rollout", self.step, share.group)
+        self.release_learner_memory()
         with timer("generate"), autocast(self.model):
             rollouts = self.engine.generate(
                 [self.prompts[i] for i in share.group_prompts],
@@ -281,18 +281,29 @@ class RLTrainer:
 
     # ------------------------------------------------------------------ the loop
     def evaluate(self) -> dict[str, float]:
-        """Rank 0 evaluates on the held-out problems; a sharded model is gathered on every rank
-        first (the others go on at once)."""
+        """Every rank evaluates its share of the held-out problems (t1.train.rl_eval); rank 0
+        merges, writes eval/step-N.json and returns the eval/* scalars (the others: {})."""
         if not self.eval_problems:
             return {}
         from t1.eval.evaluate import write_eval
 
-        with full_weights(self.model), autocast(self.model):
-            if not self.info.main:
-                return {}
-            result = held_out_eval(self.cfg, self.engine, self.tokenizer, self.eval_problems)
+        self.release_learner_memory()
+        with prepare_engine(self.engine, self.model), autocast(self.model):
+            result = held_out_eval(
+                self.cfg, self.engine, self.tokenizer, self.eval_problems, self.info
+            )
+        if result is None:
+            return {}
         write_eval(self.run, f"step-{self.step}", result, {"step": self.step})
         return flat_metrics(result)
+
+    def release_learner_memory(self) -> None:
+        """Free the last update's gradients before the engine samples, and on a GPU hand the
+        blocks the learner freed back to the driver: vLLM wakes its weights and KV cache in
+        memory it maps itself (vllm/device_allocator/cumem.py), outside torch's cache."""
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.info.device.type == "cuda":
+            torch.cuda.empty_cache()
 
     def train(self, resume: bool = False) -> dict[str, Any]:
         """Run (or, with `resume`, continue) the loop to trainer.steps; returns the last metrics."""
@@ -379,16 +390,18 @@ class RLTrainer:
 def run_rl(cfg: RLStage, resume: bool = False) -> int:
     """`t1 rl CONFIG`: check, load the model and prompts, curate, train; 0 on success.
 
-    Every check that can fail does so before curation or training (t1.train.rl_setup). Under
-    FSDP2 each rank loads the model on CPU in `model.dtype` and keeps its float32 slice
-    (t1.train.sharding); curation already runs on the sharded model.
+    Every check that can fail does so before curation or training (t1.train.rl_setup), the
+    memory plan before the model is loaded (t1.train.plan). Under FSDP2 each rank reads its
+    float32 slices of a safetensors model straight from the files, or loads the whole model on
+    CPU and keeps its slice (t1.train.sharded_load); curation already runs on the sharded model.
     """
-    from t1.models import load_model
     from t1.rewards.reward import validate_reward_config
     from t1.rollout import make_engine
     from t1.runs import seed_everything
     from t1.train.distributed import broadcast_parameters_, close_distributed, init_distributed
+    from t1.train.plan import plan_rl
     from t1.train.rl_setup import check_prompt_lengths, context_size, load_rl_problems
+    from t1.train.sharded_load import load_learner
     from t1.train.sharding import use_fsdp
 
     info = init_distributed(cfg.model.device, group_of_one=cfg.train.fsdp is True)
@@ -396,11 +409,11 @@ def run_rl(cfg: RLStage, resume: bool = False) -> int:
         check_rl_config(cfg, info.world)
         validate_reward_config(cfg.reward)
         problems, eval_problems = load_rl_problems(cfg, info.main)
+        plan_rl(cfg, info, [*problems, *eval_problems])  # stops here when it cannot fit
         seed_everything(cfg.trainer.seed)
         sharded = use_fsdp(cfg.train, info.world)
-        model, tokenizer = load_model(
-            dataclasses.replace(cfg.model, device="cpu") if sharded else cfg.model
-        )
+        # sharded: each rank reads only its slices where the weights allow (sharded_load)
+        model, tokenizer = load_learner(cfg.model, cfg.train, info)
         context = context_size(model)
         check_rl_config(cfg, info.world, context)
         check_prompt_lengths(cfg, tokenizer, [*problems, *eval_problems], context)

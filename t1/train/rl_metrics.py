@@ -1,5 +1,5 @@
 """The RL trainer's measurements: metric names, phase timers, cross-rank means, sample rows,
-the periodic held-out evaluation."""
+the held-out evaluation's scalars (the evaluation itself: `t1.train.rl_eval`)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from typing import Any
 import torch
 
 from t1.train.distributed import DistInfo, all_sum
-from t1.train.rl_state import derive_seed
 
 PENALTY_NAMES = ("truncated", "repetitive", "garbage", "failure")
 
@@ -104,27 +103,6 @@ def sample_rows(problems: list, rollouts: list, results: list, adv: torch.Tensor
         }
         for i, (r, res) in enumerate(zip(rollouts, results))
     ]
-
-
-def held_out_eval(cfg: Any, engine: Any, tokenizer: Any, problems: list) -> dict[str, Any]:
-    """Accuracy, pass@k and maj@k of the current policy on the held-out problems."""
-    from t1.eval.evaluate import evaluate
-    from t1.rollout import sampling_params
-
-    seed = derive_seed(cfg.trainer.seed, "eval")
-    sampling = sampling_params(cfg.sampling, seed, temperature=cfg.rl.eval_temperature)
-    return evaluate(
-        engine,
-        tokenizer,
-        problems,
-        cfg.reward.task,
-        sampling,
-        cfg.eval.n,
-        cfg.eval.ks,
-        cfg.reward,
-        cfg.data,
-        progress=False,
-    )
 
 
 def flat_metrics(result: dict[str, Any]) -> dict[str, float]:

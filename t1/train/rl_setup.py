@@ -4,6 +4,7 @@ no model is trained and no checkpoint is written when the input is wrong.
 
     config alone         check_rl_config(cfg, world)           before data or model are loaded
     data                 load_rl_problems(cfg, main)           bad rows name file:line
+    memory               t1.train.plan.plan_rl(cfg, info, ...) before any weight is loaded
     with the model       check_rl_config(cfg, world, context)  before curation or training
                          check_prompt_lengths(...)             longest prompt + budget <= context
 """
@@ -88,14 +89,7 @@ def _check_engine(cfg: RLStage, world: int) -> None:
     """The rollout engine's groups tile the world; the sampler-correction settings are sane."""
     from t1.rollout.groups import check_engine_groups, engine_group_size
 
-    group = engine_group_size(cfg.rollout)
-    check_engine_groups(world, group)
-    if group > 1 and cfg.data.eval:
-        raise ConfigError(
-            f"data.eval: the held-out evaluation during RL runs on rank 0 alone, and a vLLM "
-            f"engine with rollout.tensor_parallel_size={group} needs every rank of its group; "
-            "leave data.eval empty and evaluate the checkpoints with `t1 eval`"
-        )
+    check_engine_groups(world, engine_group_size(cfg.rollout))
     cap = cfg.rl.tis_cap
     if cap is not None and not (math.isfinite(cap) and cap > 0):
         raise ConfigError(f"rl.tis_cap={cap} must be a positive number (e.g. 2.0) or null")
@@ -117,17 +111,22 @@ def _check_rewards(cfg: RLStage) -> None:
             raise ConfigError(f"{key}={value} must be a finite number")
 
 
+def prompt_lengths(cfg: RLStage, tokenizer: Any, problems: list) -> list[int]:
+    """Each problem's prompt in tokens, formatted and encoded as the engines do."""
+    from t1.models.prompts import format_prompts
+    from t1.rollout.hf import encode_prompts
+
+    texts = format_prompts(tokenizer, problems, cfg.data)
+    return [len(ids) for ids in encode_prompts(tokenizer, texts)]
+
+
 def check_prompt_lengths(
     cfg: RLStage, tokenizer: Any, problems: list, max_positions: int | None
 ) -> None:
     """The longest prompt plus `sampling.max_new_tokens` must fit the model's context."""
     if max_positions is None or not problems:
         return
-    from t1.models.prompts import format_prompts
-    from t1.rollout.hf import encode_prompts
-
-    texts = format_prompts(tokenizer, problems, cfg.data)
-    lengths = [len(ids) for ids in encode_prompts(tokenizer, texts)]
+    lengths = prompt_lengths(cfg, tokenizer, problems)
     longest = max(range(len(problems)), key=lengths.__getitem__)
     budget = cfg.sampling.max_new_tokens
     if lengths[longest] + budget > max_positions:

@@ -51,6 +51,7 @@ from t1.train.packing import (
     loss_tokens,
     train_step,
 )
+from t1.train.plan import plan_sft
 from t1.train.rundir import MetricLogger
 from t1.train.schedule import make_optimizer, make_scheduler
 from t1.train.sft_data import (
@@ -61,7 +62,8 @@ from t1.train.sft_data import (
     step_indices,
     total_steps,
 )
-from t1.train.sharding import check_train_config, prepare_learner, use_fsdp
+from t1.train.sharded_load import load_learner
+from t1.train.sharding import check_train_config, prepare_learner
 from t1.train.signals import StopRequest, resume_command
 from t1.train.tracking import check_trackers
 
@@ -89,16 +91,14 @@ def check_sft(cfg: Any) -> None:
     check_trackers(t.report_to)
 
 
-def _load_model(cfg: Any, model: Any, tokenizer: Any, sharded: bool) -> tuple[Any, Any]:
-    """The starting model: the one given, else cfg.model (on CPU when it is to be sharded:
-    each rank keeps only its slice); a checkpoint's weights are loaded into it later."""
-    from t1.models import load_model
-
+def _load_model(cfg: Any, model: Any, tokenizer: Any, info: DistInfo) -> tuple[Any, Any]:
+    """The starting model: the one given, else cfg.model (sharded: each rank reads or keeps
+    only its slice, t1.train.sharded_load); a checkpoint's weights are loaded into it later."""
     if model is not None:
         if tokenizer is None:
             raise ConfigError("train_sft: a model was given without its tokenizer")
         return model, tokenizer
-    return load_model(dataclasses.replace(cfg.model, device="cpu") if sharded else cfg.model)
+    return load_learner(cfg.model, cfg.train, info)
 
 
 def _resume_point(run: RunDir, resume: bool) -> Path | None:
@@ -285,9 +285,10 @@ def _start(
     run = RunDir(cfg.trainer.out)
     ckpt = _resume_point(run, resume)
     traces = load_traces(cfg) if traces is None else traces
+    if model is None:  # the plan of the model cfg.model names, before it is loaded
+        plan_sft(cfg, info)
     seed_everything(cfg.trainer.seed)
-    sharded = use_fsdp(cfg.train, info.world)
-    model, tokenizer = _load_model(cfg, model, tokenizer, sharded)
+    model, tokenizer = _load_model(cfg, model, tokenizer, info)
     data = prepare_data(cfg, traces, tokenizer, model)
     model = prepare_learner(model, cfg.train, cfg.model.dtype, info)
     opt = make_optimizer(model, cfg.optim)

@@ -18,10 +18,11 @@ layer (the classes an HF model names in `_no_split_modules`), then on the root, 
 embeddings, final norm and output head; layers are resharded after forward and re-gathered in
 backward, the root keeps its gathered weights until backward. Gradients are *summed* over ranks
 (divide factor 1 with plain SUM collectives; gloo has no PREMUL_SUM) because the losses are
-already normalised by the global batch. Each rank starts from its own full copy of the weights
-(loaded identically: checked) and keeps its slice, converting each layer to float32 just before
-sharding it, so a rank's peak host memory is the model in its stored dtype plus one layer in
-float32 (loading on rank 0 alone and broadcasting would lower it further: not done).
+already normalised by the global batch. A model given whole (loaded identically on every rank:
+checked) keeps each rank's slice, each layer converted to float32 just before it is sharded, so
+a rank's peak host memory is the model in its stored dtype plus one layer in float32;
+`t1.train.sharded_load` instead reads each rank's slices of a safetensors model from the files
+into a model sharded on the meta device.
 """
 
 from __future__ import annotations

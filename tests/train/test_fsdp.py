@@ -89,6 +89,7 @@ BF16 = [
     "optim.grad_clip=null",  # the gradients compared are the ones the optimizer used
     "rl.ema_alpha=0.95",
 ]
+HF_EVAL = ["eval.n=2", "eval.ks=[1,2]", "rollout.batch_size=2"]
 OPTIONS = ["train.activation_checkpointing=true", "train.cpu_offload=true"]
 OPTIONS += ["train.anchor_on_cpu=true"]
 
@@ -108,7 +109,9 @@ def _jobs(w: Path) -> list[dict]:
         job("options", "rl", [*RL, *OPTIONS]),
         job("replicated", "rl", [*RL, "train.fsdp=false"]),
         job("uneven", "rl", UNEVEN),
-        job("hf", "rl", ["trainer.steps=2", "trainer.eval_every=1"], hf_engine=True),
+        # eval.n=2 with rollout.batch_size=2: one held-out problem per generate call, so the
+        # ranks' evaluation shares (2 and 1 of 3 problems) take different numbers of calls
+        job("hf", "rl", ["trainer.steps=2", "trainer.eval_every=1", *HF_EVAL], hf_engine=True),
     ]
 
 
@@ -323,10 +326,18 @@ def test_root_forward_serves_a_chunked_output_head(two, tmp_path):
 
 def test_hf_engine_generates_on_a_sharded_policy(two):
     """Ranks sample different prompts (different lengths) through the shared, sharded policy;
-    rank 0 alone evaluates; nothing hangs and the run completes."""
+    every rank evaluates its share of the held-out problems; nothing hangs and the run
+    completes."""
     log = results(two, "hf")[1]
     assert [r["step"] for r in log["rows"]] == [1, 2]
     assert all(any(k.startswith("eval/") for k in r) for r in log["rows"])  # rank 0's
+    for step in (1, 2):  # rank 0 merged both shares: every problem, each with its 2 samples
+        evaluated = two / "runs" / "hf" / "eval"
+        assert json.loads((evaluated / f"step-{step}.json").read_text())["n_problems"] == 3
+        rows = [json.loads(line) for line in (evaluated / f"step-{step}.samples.jsonl").open()]
+        assert [(r["index"], r["sample"]) for r in rows] == [
+            (i, j) for i in range(3) for j in (0, 1)
+        ]
     assert (two / "runs" / "hf" / "final" / "model.safetensors").is_file()
 
 

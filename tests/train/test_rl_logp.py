@@ -153,11 +153,6 @@ def test_with_the_hf_engine_tis_weights_are_one_and_change_nothing(tmp_path):
         (("rollout.engine=vllm", "rollout.tensor_parallel_size=3"), 2, "must divide the world"),
         (("rl.tis_cap=0",), 1, "rl.tis_cap=0"),
         (("rl.tis_cap=.inf",), 1, "rl.tis_cap=inf"),
-        (
-            ("rollout.engine=vllm", "rollout.tensor_parallel_size=2", "data.eval=held.jsonl"),
-            2,
-            "data.eval",
-        ),
     ],
 )
 def test_engine_and_correction_settings_are_checked(tmp_path, overrides, world, needle):
@@ -166,3 +161,6 @@ def test_engine_and_correction_settings_are_checked(tmp_path, overrides, world, 
         check_rl_config(cfg, world)
     assert needle in str(err.value)
     check_rl_config(toy_config(str(tmp_path), "rollout.engine=vllm", "rl.tis_cap=2"), 1)
+    # held-out evaluation runs on every rank, so a tensor-parallel vLLM engine may evaluate
+    tp_eval = ("rollout.engine=vllm", "rollout.tensor_parallel_size=2", "data.eval=held.jsonl")
+    check_rl_config(toy_config(str(tmp_path), "rl.prompts_per_step=6", *tp_eval), 2)
