@@ -35,6 +35,7 @@ from rl_toy import ScriptedEngine, toy_config, toy_problems  # noqa: E402
 from t1.models import build_char_tokenizer, build_tiny_model  # noqa: E402
 from t1.models.sharded import full_state  # noqa: E402
 from t1.runs import read_jsonl  # noqa: E402
+from t1.train.anchor import AdapterAnchor  # noqa: E402
 from t1.train.distributed import DistInfo, close_distributed, init_distributed  # noqa: E402
 from t1.train.rl import RLTrainer  # noqa: E402
 
@@ -50,7 +51,8 @@ def first_step_grads(trainer: Any, step: Any) -> tuple[dict[str, torch.Tensor], 
     def wrapped() -> dict:
         row = step()
         if not grads:
-            grads.update({k: whole(p.grad) for k, p in trainer.model.named_parameters()})
+            params = trainer.model.named_parameters()
+            grads.update({k: whole(p.grad) for k, p in params if p.grad is not None})
         return row
 
     return grads, wrapped
@@ -68,7 +70,9 @@ def run_rl(job: dict, info: DistInfo) -> dict[str, torch.Tensor]:
     grads, trainer.train_step = first_step_grads(trainer, trainer.train_step)
     trainer.train(resume=job.get("resume", False))
     tensors = {f"model.{k}": v for k, v in full_state(trainer.model)}
-    if trainer.anchor is not None:
+    if isinstance(trainer.anchor, AdapterAnchor):  # a LoRA policy's EMA adapters
+        tensors.update({f"anchor.{k}": whole(v) for k, v in trainer.anchor.tensors().items()})
+    elif trainer.anchor is not None:
         tensors.update({f"anchor.{k}": v for k, v in full_state(trainer.anchor)})
     return {**tensors, **{f"grad.{k}": v for k, v in grads.items()}}
 
