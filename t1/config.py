@@ -44,6 +44,39 @@ class TinyModelConfig:
 
 
 @dataclass
+class LoraConfig:
+    # LoRA adapters (peft) on the target projections for `t1 rl` and `t1 sft`: the base weights
+    # are frozen (kept in model.dtype), only the adapters train; 0 or null: full-weight training
+    rank: int | None = 0
+    # the adapters' output is scaled by alpha / rank (32 with rank 64: 0.5)
+    alpha: float = 32.0
+    # names of the linear modules that get adapters (the attention and MLP projections of
+    # Llama/Qwen2/Mistral); an empty list is an error
+    target_modules: list[str] = field(
+        default_factory=lambda: [
+            "q_proj",
+            "k_proj",
+            "v_proj",
+            "o_proj",
+            "gate_proj",
+            "up_proj",
+            "down_proj",
+        ]
+    )
+    # dropout on the adapters' input while the model is in training mode (t1 sft; t1 rl keeps
+    # its policy in eval mode, so its log-probs are the sampler's distribution)
+    dropout: float = 0.0
+    # RUN/final: "merged" an HF folder with W + (alpha/rank) B A, "adapter" a peft adapter
+    # folder (adapter_config.json, adapter_model.safetensors), "both" the merged folder with
+    # the adapter folder in final/adapter/
+    save: Literal["merged", "adapter", "both"] = "merged"
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.rank)
+
+
+@dataclass
 class ModelConfig:
     # an HF folder, a hub id, a .gguf file, a run directory or checkpoint, or "tiny" (built fresh)
     path: str = "tiny"
@@ -60,6 +93,8 @@ class ModelConfig:
     seed: int = 0
     # cache a GGUF file's dequantised weights as an HF folder under ~/.cache/t1 (T1_CACHE overrides)
     cache_gguf: bool = True
+    # train LoRA adapters instead of every weight (t1 rl, t1 sft)
+    lora: LoraConfig = field(default_factory=LoraConfig)
 
 
 @dataclass

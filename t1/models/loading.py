@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import json
 import logging
 import os
 import shutil
@@ -34,7 +35,15 @@ from typing import Any
 import torch
 
 from t1.errors import T1Error
-from t1.runs import latest_checkpoint
+from t1.models.lora import (
+    AdapterSpec,
+    add_adapters,
+    base_config,
+    check_same_base,
+    load_trained_tensors,
+    merge_adapters_,
+)
+from t1.runs import STATE, latest_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -184,12 +193,17 @@ def is_t1_checkpoint(source: str) -> bool:
 
 def _load_t1_checkpoint(source: str, config: Any, dtype: torch.dtype) -> Any:
     """The model of a training checkpoint: built from its config, then the saved weights
-    (float32 masters, sharded over any number of files) read into it in `dtype`."""
+    (float32 masters, sharded over any number of files) read into it in `dtype`; a LoRA
+    checkpoint's adapters merged into the base they were trained on."""
     from transformers import AutoModelForCausalLM
 
     # lazy: torch.distributed.checkpoint is only needed for checkpoint folders
     from t1.models.dcp import load_model_tensors
 
+    state = Path(source) / STATE
+    lora = json.loads(state.read_text(encoding="utf-8")).get("lora") if state.is_file() else None
+    if lora is not None:
+        return _load_lora_checkpoint(Path(source), lora, dtype)
     try:
         model = AutoModelForCausalLM.from_config(config, dtype=dtype)
         load_model_tensors(model, Path(source) / "model")
@@ -206,6 +220,21 @@ def read_generation_config(model: Any, folder: Path) -> None:
 
     if (folder / "generation_config.json").is_file():
         model.generation_config = GenerationConfig.from_pretrained(folder)
+
+
+def _load_lora_checkpoint(folder: Path, saved: dict[str, Any], dtype: torch.dtype) -> Any:
+    """Base ⊕ adapters of a LoRA checkpoint, merged (t1.models.lora): the base loaded as the run
+    loaded it (its `model` section, its dtype) and checked by fingerprint, then cast to `dtype`."""
+    spec = AdapterSpec(**saved)
+    base_cfg = base_config(spec, spec.base.get("dtype", "float32"))
+    model, _ = load_model(base_cfg)
+    add_adapters(model, spec.lora_config(), base_cfg, seed=0)
+    check_same_base(model, saved, folder)
+    try:
+        load_trained_tensors(model, folder / "model")
+    except (OSError, ValueError, RuntimeError) as e:
+        raise T1Error(f"cannot load the checkpoint {folder}: {_first_line(e)}") from None
+    return merge_adapters_(model).to(dtype)
 
 
 def _detach_gguf_quantizer(model: Any) -> None:

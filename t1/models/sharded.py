@@ -143,6 +143,24 @@ def local_shards(model: torch.nn.Module) -> list[torch.Tensor]:
     return [local(p.detach()) for p in model.parameters()]
 
 
+def gather(tensor: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """`tensor` whole: cast to `dtype` first (half the bytes for bf16), then all-gathered when it
+    is a DTensor (collective: every rank of its mesh calls this together)."""
+    if dtype is not None and tensor.is_floating_point() and tensor.dtype != dtype:
+        tensor = tensor.to(dtype)
+    return tensor.full_tensor() if isinstance(tensor, DTensor) else tensor
+
+
+def state_entries(model: torch.nn.Module) -> Iterator[tuple[str, torch.Tensor]]:
+    """(name, detached tensor or DTensor) of `model.state_dict()`, a tied weight once."""
+    seen: set[int] = set()
+    for name, value in model.state_dict(keep_vars=True).items():
+        if id(value) in seen:
+            continue
+        seen.add(id(value))
+        yield name, value.detach()
+
+
 def full_state(
     model: torch.nn.Module, dtype: torch.dtype | None = None
 ) -> Iterator[tuple[str, torch.Tensor]]:
@@ -152,14 +170,5 @@ def full_state(
     tensors are cast to `dtype` before the gather (half the bytes for bf16). Collective for
     sharded entries: every rank must run the iterator to the end.
     """
-    seen: set[int] = set()
-    for name, value in model.state_dict(keep_vars=True).items():
-        if id(value) in seen:
-            continue
-        seen.add(id(value))
-        tensor = value.detach()
-        if dtype is not None and tensor.is_floating_point():
-            tensor = tensor.to(dtype)
-        if isinstance(tensor, DTensor):
-            tensor = tensor.full_tensor()
-        yield name, tensor
+    for name, tensor in state_entries(model):
+        yield name, gather(tensor, dtype)

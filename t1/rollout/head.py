@@ -86,6 +86,15 @@ def chunked_head_unsupported(model: Any) -> str | None:
     return None
 
 
+def unwrap_peft(model: Any) -> Any:
+    """The causal LM inside a peft `PeftModel` (its adapters are injected in that module, whose
+    forward the wrapper calls); any other model as is. t1's own LoRA models are not wrapped
+    (t1.models.lora): their class, decoder and head are the base model's."""
+    if type(model).__name__.startswith("PeftModel") and hasattr(model, "get_base_model"):
+        return model.get_base_model()
+    return model
+
+
 def decoder(model: Any) -> torch.nn.Module:
     """The backbone of an HF causal LM: token ids in, final normed hidden states out."""
     return model.model

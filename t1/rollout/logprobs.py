@@ -33,6 +33,10 @@ through the model. On the tiny model, P ~ 24, R = 32, K = 8, it cuts the learner
 backward by about a quarter. Models whose cache would not hold the prompt take the full pass:
 gradient checkpointing (which drops the cache), sliding-window or non-attention layers, stand-ins.
 
+LoRA. A model with peft's LoRA layers injected (t1.models.lora) keeps its class, decoder and
+head, so every path above applies; its adapted projections run as their own modules in the lean
+passes. A `PeftModel` wrapper is unwrapped to the causal LM it calls (`unwrap_peft`).
+
 Packed responses. On Llama/Qwen2 models the response pass skips padding: only the positions whose
 next token is a response token run (`t1.rollout.fastpath.packed_response_hidden`), and their
 hidden states go to the chunked head; the prompt pass is the same lean pass over the prompts'
@@ -57,7 +61,13 @@ from t1.rollout.fastpath import (
     prefill_hidden,
     supports_packed_learner,
 )
-from t1.rollout.head import chunked_head_unsupported, decoder, head_logprobs, output_head
+from t1.rollout.head import (
+    chunked_head_unsupported,
+    decoder,
+    head_logprobs,
+    output_head,
+    unwrap_peft,
+)
 
 # positions per chunk of the entropy computation (memory: a few chunk x V float32 buffers)
 ENTROPY_CHUNK = 512
@@ -289,6 +299,7 @@ def compute_logprobs(
     full logits; None chooses it wherever the model's family allows, True makes it an error
     where it does not.
     """
+    model = unwrap_peft(model)  # a PeftModel's forward is its causal LM's (adapters included)
     if temperature <= 0:
         raise ValueError(f"compute_logprobs needs a temperature > 0, got {temperature}")
     if micro_batch_size < 1:

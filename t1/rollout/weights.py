@@ -27,7 +27,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import torch
-from torch.distributed.tensor import DTensor
+
+from t1.models.lora import has_adapters, merged_entries
+from t1.models.sharded import gather
 
 # path segments that wrappers insert into parameter names; the checkpoint names lack them
 WRAPPER_SEGMENTS = ("_checkpoint_wrapped_module.", "_orig_mod.", "_fsdp_wrapped_module.")
@@ -47,12 +49,14 @@ def iter_full_weights(
 
     `dtype` casts before the gather (a bf16 gather moves half the bytes of an fp32 one). The
     tensors are detached; a plain module's may share storage with its parameters (no copy is
-    made when no cast is needed), so a consumer must copy, not keep, what it receives.
+    made when no cast is needed), so a consumer must copy, not keep, what it receives. A model
+    with LoRA adapters yields its merged weights under the base names, W + (alpha/r)·B A, and
+    no adapter (`t1.models.lora.merged_entries`): what an engine without LoRA support loads.
     """
-    for name, param in model.named_parameters():
-        tensor = param.detach()
-        if dtype is not None and tensor.dtype != dtype:
-            tensor = tensor.to(dtype)
-        if isinstance(tensor, DTensor):
-            tensor = tensor.full_tensor()  # collective: all ranks reach this line together
+    entries = ((name, param.detach()) for name, param in model.named_parameters())
+    if has_adapters(model):
+        entries = merged_entries(model, entries, dtype, gather)
+    else:
+        entries = ((name, gather(tensor, dtype)) for name, tensor in entries)
+    for name, tensor in entries:  # collective per sharded tensor: all ranks in step
         yield checkpoint_name(name), tensor

@@ -4,7 +4,11 @@
             model.safetensors                 (or model-0000i-of-0000n.safetensors + index)
 
 `AutoModelForCausalLM.from_pretrained` and vLLM load it. The weights are in `model.dtype` (the
-compute dtype: a float32 run's exactly, a bfloat16 run's masters rounded to bfloat16). A sharded
+compute dtype: a float32 run's exactly, a bfloat16 run's masters rounded to bfloat16). A LoRA
+model (t1.models.lora) writes its merged weights W + (alpha/r)·B A there, by `model.lora.save`:
+`merged`; `adapter` makes final/ a peft adapter folder instead (adapter_config.json,
+adapter_model.safetensors: `PeftModel.from_pretrained(base, final)`); `both` writes the merged
+folder with the adapter folder in final/adapter/. A sharded
 model is gathered one tensor at a time (`t1.models.sharded.full_state`): rank 0 holds at most
 one 5 GB file's worth of tensors, never the whole model in float32, and every rank takes part
 in each gather. An unsharded model already in that dtype is saved by transformers'
@@ -17,6 +21,7 @@ import copy
 import json
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +30,8 @@ from safetensors.torch import save_file
 from torch.distributed.fsdp import FSDPModule
 
 from t1.models.loading import DTYPES, save_model
-from t1.models.sharded import full_state, is_sharded
+from t1.models.lora import adapter_entries, has_adapters, merged_entries, peft_config, spec_of
+from t1.models.sharded import full_state, gather, is_sharded, state_entries
 from t1.train.distributed import DistInfo, max_count
 
 # transformers' own default shard size for save_pretrained
@@ -81,13 +87,20 @@ class _Writer:
         (self.folder / INDEX).write_text(json.dumps(index, indent=2), encoding="utf-8")
 
 
+def _entries(model: Any, dtype: str) -> Iterator[tuple[str, torch.Tensor]]:
+    """(HF name, whole tensor in `dtype`): the weights, a LoRA model's merged."""
+    if has_adapters(model):
+        return merged_entries(model, state_entries(model), DTYPES[dtype], gather)
+    return full_state(model, DTYPES[dtype])
+
+
 def _gathered(model: Any, tokenizer: Any, tmp: Path, dtype: str, info: DistInfo) -> None:
     writer = None
     if info.main:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
         writer = _Writer(tmp)
-    for name, tensor in full_state(model, DTYPES[dtype]):  # collective: every rank iterates
+    for name, tensor in _entries(model, dtype):  # collective: every rank iterates
         if writer is not None:
             writer.add(name, tensor)
     failed = writer is not None and writer.error is not None
@@ -108,6 +121,39 @@ def _gathered(model: Any, tokenizer: Any, tmp: Path, dtype: str, info: DistInfo)
         tokenizer.save_pretrained(tmp)
 
 
+def _adapter_folder(model: Any, tokenizer: Any, folder: Path, info: DistInfo) -> None:
+    """A peft adapter folder (adapter_config.json, adapter_model.safetensors, the tokenizer):
+    `PeftModel.from_pretrained(base, folder)` loads it. Collective: every rank gathers."""
+    tensors = {name: t.to("cpu").contiguous() for name, t in adapter_entries(model, gather)}
+    if not info.main:
+        return
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    save_file(tensors, str(folder / "adapter_model.safetensors"), metadata={"format": "pt"})
+    peft_config(spec_of(model)).save_pretrained(str(folder))
+    if tokenizer is not None:
+        tokenizer.save_pretrained(folder)
+
+
+def _write(model: Any, tokenizer: Any, tmp: Path, dtype: str, info: DistInfo) -> None:
+    """final/'s content into `tmp`: the weights, or as `model.lora.save` says for LoRA."""
+    save = spec_of(model).save if has_adapters(model) else "merged"
+    if save == "adapter":
+        _adapter_folder(model, tokenizer, tmp, info)
+    elif (
+        not is_sharded(model)
+        and not has_adapters(model)
+        and (next(model.parameters()).dtype == DTYPES[dtype])
+    ):
+        if info.main:
+            shutil.rmtree(tmp, ignore_errors=True)
+            save_model(model, tokenizer, tmp)
+    else:
+        _gathered(model, tokenizer, tmp, dtype, info)
+    if save == "both":
+        _adapter_folder(model, tokenizer, tmp / "adapter", info)
+
+
 def save_final(model: Any, tokenizer: Any, path: Path, dtype: str, info: DistInfo) -> Path:
     """Write `path` (RUN/final) beside and rename it into place; every rank calls this."""
     from transformers.utils import logging as hf_logging
@@ -115,12 +161,7 @@ def save_final(model: Any, tokenizer: Any, path: Path, dtype: str, info: DistInf
     hf_logging.disable_progress_bar()  # a bar per file is noise in a training log
     out = Path(path)
     tmp = out.with_name(f".{out.name}.tmp")
-    if not is_sharded(model) and next(model.parameters()).dtype == DTYPES[dtype]:
-        if info.main:
-            shutil.rmtree(tmp, ignore_errors=True)
-            save_model(model, tokenizer, tmp)
-    else:
-        _gathered(model, tokenizer, tmp, dtype, info)
+    _write(model, tokenizer, tmp, dtype, info)
     if info.main:
         if out.exists():
             shutil.rmtree(out)

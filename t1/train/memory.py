@@ -32,6 +32,14 @@ bytes; c with `train.pure_low_precision`):
                  rows x L x layers x 2 x kv_heads x head_dim x c
     reserve      CUDA context, NCCL buffers and allocator fragmentation: an allowance
 
+LoRA (`lora_rank` r > 0, t1.models.lora): A adapter parameters, r (in + out) per target
+projection (`ModelShape.adapter_params`). The base is frozen in the compute dtype and only the
+adapters train, so weights are c P / N + 4 A / N, gradients 4 A / N, optimizer 8 A / N and the
+anchor (the EMA adapters, t1.train.anchor) 4 A / N; unsharded, FSDP2 gathers the adapters with
+their layers and reduces only their gradients, and without FSDP2 the compute copy is the
+adapters' alone (c A); each layer keeps A x (r values a target) per token for backward; the
+frozen output head accumulates no weight gradient.
+
 With CPU offload (FSDP2's `CPUOffloadPolicy`) weights, gradients and optimizer states live on
 the host instead. The rollout and the learner take turns when the engine sleeps between steps
 (vLLM's sleep mode) or is the HF engine: the device then holds the resident items plus the
@@ -51,6 +59,8 @@ from t1.rollout.head import head_chunk_size
 GIB = 1024**3
 DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
 ENGINES = ("vllm", "hf", "none")
+# model.lora.target_modules' default: every attention and MLP projection
+LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 # CUDA context (~0.5 GiB), NCCL buffers and the allocator's fragmentation, per device
 DEFAULT_RESERVE = 4 * GIB
 
@@ -81,6 +91,28 @@ class ModelShape:
         attn = self.hidden * (q + 2 * kv) + q * self.hidden
         bias = q + 2 * kv if self.qkv_bias else 0
         return attn + bias + 3 * self.hidden * self.intermediate + 2 * self.hidden
+
+    def adapter_params(self, rank: int, targets: tuple[str, ...] = ()) -> int:
+        """LoRA parameters of one layer: r (in + out) for each target projection."""
+        q, kv, H, inter = (
+            self.heads * self.head_size,
+            self.kv_heads * self.head_size,
+            self.hidden,
+            self.intermediate,
+        )
+        sizes = {
+            "q_proj": H + q,
+            "k_proj": H + kv,
+            "v_proj": H + kv,
+            "o_proj": q + H,
+            "gate_proj": H + inter,
+            "up_proj": H + inter,
+            "down_proj": inter + H,
+        }
+        unknown = [t for t in targets if t not in sizes]
+        if unknown:
+            raise ConfigError(f"memory plan: unknown LoRA target(s) {unknown}; use {sorted(sizes)}")
+        return rank * sum(sizes[t] for t in targets)
 
     @property
     def root_params(self) -> int:
@@ -164,6 +196,9 @@ class Setting:
     # bytes of one device's memory: vLLM's share is a fraction of it; 0: unknown, no check
     device_memory: int = 0
     reserve: int = DEFAULT_RESERVE
+    # LoRA adapters of this rank on these projections (0: full-weight training)
+    lora_rank: int = 0
+    lora_targets: tuple[str, ...] = LORA_TARGETS
 
     def __post_init__(self) -> None:
         if self.compute_dtype not in DTYPE_BYTES:
@@ -221,21 +256,27 @@ class MemoryPlan:
 
 def _shards(shape: ModelShape, s: Setting) -> list[Item]:
     N, P = s.ranks_per_node * s.nodes, shape.params
+    # LoRA: A trained parameters; the frozen base's c bytes a parameter join the weights
+    A = shape.layers * shape.adapter_params(s.lora_rank, s.lora_targets)
+    trained, frozen = (A, DTYPE_BYTES[s.compute_dtype] * P) if s.lora_rank else (P, 0)
+    what = "adapters" if s.lora_rank else "shard"
 
-    def shard(per_param: int, on_host: bool, name: str, phase: str, note: str) -> Item:
-        size = -(-per_param * P // N)
+    def shard(per_param: int, on_host: bool, name: str, phase: str, note: str, more=0) -> Item:
+        size = -(-(per_param * trained + more) // N)
         return Item(name, 0 if on_host else size, size if on_host else 0, phase, note)
 
     m = s.master_bytes
     kind = "fp32" if m == 4 else f"{s.compute_dtype} (pure)"
+    base = f"{s.compute_dtype} frozen base + {kind} adapters" if s.lora_rank else f"{kind} master shard"
+    states = f"AdamW, 2 {kind} states" + (", adapters" if s.lora_rank else "")
     items = [
-        shard(m, s.cpu_offload, "weights", "resident", f"{kind} master shard"),
-        shard(2 * m, s.cpu_offload, "optimizer", "resident", f"AdamW, 2 {kind} states"),
+        shard(m, s.cpu_offload, "weights", "resident", base, more=frozen),
+        shard(2 * m, s.cpu_offload, "optimizer", "resident", states),
     ]
     if s.anchor:
-        items.append(shard(m, s.anchor_on_cpu, "anchor", "resident", f"EMA, {kind} shard"))
+        items.append(shard(m, s.anchor_on_cpu, "anchor", "resident", f"EMA, {kind} {what}"))
     items.append(Item("reserve", s.reserve, 0, "resident", "CUDA context, NCCL, fragmentation"))
-    items.append(shard(m, s.cpu_offload, "gradients", "learner", f"{kind} shard"))
+    items.append(shard(m, s.cpu_offload, "gradients", "learner", f"{kind} {what}"))
     return items
 
 
@@ -243,14 +284,21 @@ def _compute_items(shape: ModelShape, s: Setting) -> list[Item]:
     c, H, V = DTYPE_BYTES[s.compute_dtype], shape.hidden, shape.vocab
     tokens = s.micro_batch_size * s.seq_len
     fsdp = s.ranks_per_node * s.nodes > 1 if s.fsdp is None else s.fsdp
-    if fsdp:
+    adapters = shape.adapter_params(s.lora_rank, s.lora_targets)  # one layer's; 0 without LoRA
+    if fsdp and s.lora_rank:  # gathered root and 2 layers, gradients for their adapters only
+        size = c * (shape.root_params + 2 * (shape.layer_params + adapters)) + 2 * c * adapters
+        note = "root + 2 layers, +adapter grads"
+    elif fsdp:
         size, note = 2 * c * (shape.root_params + 2 * shape.layer_params), "root + 2 layers, +grads"
+    elif s.lora_rank:
+        size, note = c * shape.layers * adapters, "adapters, compute dtype"
     elif s.master_bytes != c:  # autocast's compute-dtype copies of the float32 weights
         size, note = c * shape.params, "whole model, compute dtype"
     else:
         size, note = 0, "none: the weights are in the compute dtype"
     items = [Item("unsharded", size, 0, "learner", note)]
-    per_layer = layer_activation_bytes(shape, c)
+    # LoRA: each target's A x (r values) kept for B's gradient
+    per_layer = layer_activation_bytes(shape, c) + c * s.lora_rank * len(s.lora_targets)
     # each layer whose activations are kept also keeps the padding mask in the compute dtype
     layer_mask = s.micro_batch_size * s.seq_len**2 * c
     if s.activation_checkpointing:  # the layers' inputs, and one layer recomputed
@@ -263,6 +311,7 @@ def _compute_items(shape: ModelShape, s: Setting) -> list[Item]:
     if s.chunked_head:
         chunk = min(head_chunk_size(V), tokens)
         accumulate = V * H * (4 + 2 * c) if c < 4 else 4 * V * H
+        accumulate *= not s.lora_rank  # a frozen head (LoRA) has no weight gradient
         size = chunk * V * (8 + 2 * c) + accumulate + tokens * (c * H + 8)
         items.append(Item("head", size, 0, "learner", f"chunks of {chunk} positions"))
     else:

@@ -26,11 +26,14 @@ import torch
 
 from t1.config import RLStage
 from t1.errors import T1Error
-from t1.models.sharded import is_sharded, local_shards, settle
+from t1.models.lora import add_adapters
+from t1.models.sharded import is_sharded
 from t1.progress import Progress
 from t1.runs import RunDir, latest_checkpoint
+from t1.train.anchor import make_rl_anchor, reference, update_anchor_
 from t1.train.distributed import DistInfo, all_sum, sum_gradients_
 from t1.train.export import save_final
+from t1.train.footprint import describe, learner_footprint
 from t1.train.rl_eval import held_out_eval, prepare_engine
 from t1.train.rl_logp import behaviour_logprobs
 from t1.train.rl_metrics import (
@@ -57,7 +60,7 @@ from t1.train.rl_update import (
     with_response_column,
 )
 from t1.train.rundir import MetricLogger
-from t1.train.sharding import autocast, clip_grad_norm, make_anchor, prepare_learner
+from t1.train.sharding import autocast, clip_grad_norm, prepare_learner
 
 
 class RLTrainer:
@@ -91,20 +94,25 @@ class RLTrainer:
         self.problems, self.eval_problems = problems, eval_problems or []
         max_pos = getattr(model.config, "max_position_embeddings", None)
         check_rl_config(cfg, self.info.world, max_pos)
-        # float32 masters, the compute dtype, FSDP2 (t1.train.sharding); a no-op when done
+        # LoRA adapters (model.lora), float32 masters, the compute dtype, FSDP2
+        # (t1.models.lora, t1.train.sharding); each a no-op when done
+        model = add_adapters(model, cfg.model.lora, cfg.model, cfg.trainer.seed)
         self.model = prepare_learner(model, cfg.train, cfg.model.dtype, self.info)
         self.sharded = is_sharded(self.model)
         self.prompts = format_prompts(tokenizer, problems, cfg.data)
         self.engine = engine or make_engine(cfg.rollout, self.model, tokenizer)
-        self.anchor = None
-        if cfg.rl.anchor != "none":
-            self.anchor = make_anchor(self.model, cfg.train, cfg.model.dtype, self.info)
+        # None, a copy of the policy, or a LoRA policy's EMA adapters (t1.train.anchor)
+        self.anchor = make_rl_anchor(self.model, cfg, self.info)
         self.optimizer = make_optimizer(self.model, cfg.optim)
         self.total_updates = cfg.trainer.steps * cfg.rl.updates_per_batch
         self.scheduler = make_scheduler(self.optimizer, cfg.optim, self.total_updates)
         self.order = PromptOrder(len(problems), cfg.trainer.seed)
         self.step, self.updates, self.bad_in_row, self.bad_total = 0, 0, 0, 0
         self.run = RunDir(cfg.trainer.out) if self.info.main else None
+        self.footprint = learner_footprint(self.model, self.anchor)
+        if self.run is not None:
+            self.run.write_json("learner.json", self.footprint)
+            print(f"t1 rl: {describe(self.footprint)}", flush=True)
         # the step of the newest checkpoint on disk (0: none); `stopped`: the signal's name
         self.saved_step = 0
         self.stopped: str | None = None
@@ -197,8 +205,8 @@ class RLTrainer:
             old_logp = behaviour.old_logp
             seq_kl = None
             if self.anchor is not None:
-                ref_logp = logprobs(self.anchor, batch, T, mbs, sharded=sharded)
-                settle(self.anchor)
+                with reference(self.anchor, self.model) as ref_model:
+                    ref_logp = logprobs(ref_model, batch, T, mbs, sharded=sharded)
                 from t1.algo import sequence_kl
 
                 seq_kl = sequence_kl(old_logp, ref_logp, mask, rl.kl_estimator).view(B, K)
@@ -243,8 +251,6 @@ class RLTrainer:
 
         `weight`: per-token truncated importance-sampling weights of the rows (rl.tis_cap).
         """
-        from t1.algo import ema_update_
-
         self.optimizer.zero_grad(set_to_none=True)
         with autocast(self.model):
             stats = accumulate_gradients(self.model, train, old_logp, adv, spec, self.info, weight)
@@ -274,8 +280,8 @@ class RLTrainer:
         self.updates += 1
         rl = self.cfg.rl
         if self.anchor is not None and rl.anchor == "ema" and self.updates % rl.ema_every == 0:
-            # float32 masters, shard by shard (a sharded anchor's slices match the policy's)
-            ema_update_(local_shards(self.anchor), local_shards(self.model), rl.ema_alpha)
+            # float32 masters, shard by shard (the anchor's slices match the policy's)
+            update_anchor_(self.anchor, self.model, rl.ema_alpha)
         self.engine.update_weights(self.model)
         return {**stats, "grad_norm": norm}
 
@@ -419,6 +425,7 @@ def run_rl(cfg: RLStage, resume: bool = False) -> int:
         check_prompt_lengths(cfg, tokenizer, [*problems, *eval_problems], context)
         if not sharded:
             broadcast_parameters_(model, info)
+        model = add_adapters(model, cfg.model.lora, cfg.model, cfg.trainer.seed)
         model = prepare_learner(model, cfg.train, cfg.model.dtype, info)
         engine = make_engine(cfg.rollout, model, tokenizer)  # one for curation and training
         with autocast(model):

@@ -20,6 +20,7 @@ import torch.distributed as dist
 
 from t1.config import RLStage
 from t1.errors import ConfigError, T1Error
+from t1.models.lora import check_lora_config
 from t1.runs import RunDir
 from t1.train.rl_state import derive_seed
 from t1.train.sharding import check_train_config
@@ -33,6 +34,7 @@ def check_rl_config(cfg: RLStage, world: int = 1, max_positions: int | None = No
 
     rl, tr = cfg.rl, cfg.trainer
     check_train_config(cfg.train, world)
+    check_lora_config(cfg.model.lora)
     if rl.k < 2 and rl.advantage == "rloo":
         raise ConfigError(f"rl.k={rl.k}: the leave-one-out baseline needs rl.k >= 2")
     if rl.train_k is not None and not 1 <= rl.train_k <= rl.k:

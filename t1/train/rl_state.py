@@ -6,8 +6,9 @@ nondeterminism (atomics), unless `torch.use_deterministic_algorithms(True)`. A t
 with SIGTERM and SIGKILL, also in the middle of a checkpoint, and compares. It holds because every
 input of a step is either saved or derived from (seed, step):
 
-    saved in step-N/         policy weights, optimiser and scheduler states, the EMA anchor's
-                             weights (sharded safetensors), the prompt order's (epoch,
+    saved in step-N/         policy weights (a LoRA policy's adapters), optimiser and
+                             scheduler states, the EMA anchor's weights (its EMA adapters
+                             under LoRA; sharded safetensors), the prompt order's (epoch,
                              position), the step and update counters, the bad-step counters,
                              each rank's RNG states (JSON); t1.train.checkpoint
     derived from the seed    each step's sampling seed (`derive_seed(seed, "rollout", step,
@@ -26,6 +27,7 @@ rank), so it continues as a run on M processes would, not bitwise as the N-proce
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from pathlib import Path
 from typing import Any
@@ -33,8 +35,10 @@ from typing import Any
 import torch
 
 from t1.errors import ConfigError, T1Error
-from t1.models.dcp import load_model_tensors, load_optimizer, model_tensors, optimizer_tensors
+from t1.models.dcp import load_optimizer, optimizer_tensors
+from t1.models.lora import check_same_base, load_trained_tensors, spec_of, trained_tensors
 from t1.runs import latest_checkpoint
+from t1.train.anchor import anchor_tensors, load_anchor_
 from t1.train.checkpoint import load_rng, load_state, save_checkpoint
 
 # metrics that measure time, not learning: they differ between a run and its resumed twin
@@ -88,10 +92,12 @@ def rl_checkpoint_state(trainer: Any) -> tuple[dict[str, Any], dict[str, dict]]:
         "scheduler": trainer.scheduler.state_dict(),
         "order": trainer.order.state_dict(),
         "optimizer": groups,
+        "lora": dataclasses.asdict(spec_of(trainer.model)) if spec_of(trainer.model) else None,
     }
-    tensors = {"model": model_tensors(trainer.model), "optimizer": optim_tensors}
+    # LoRA: the adapters only (the base is the model the run starts from, checked on resume)
+    tensors = {"model": trained_tensors(trainer.model), "optimizer": optim_tensors}
     if trainer.anchor is not None:
-        tensors["anchor"] = model_tensors(trainer.anchor)
+        tensors["anchor"] = anchor_tensors(trainer.anchor)
     return state, tensors
 
 
@@ -126,10 +132,11 @@ def save_rl_checkpoint(trainer: Any, ckpt_root: Path) -> Path:
 def restore_rl_checkpoint(trainer: Any, ckpt: Path) -> None:
     """Everything `save_rl_checkpoint` wrote, into the trainer (any number of processes)."""
     state = load_state(ckpt)
-    load_model_tensors(trainer.model, ckpt / "model")
+    check_same_base(trainer.model, state.get("lora"), ckpt)
+    load_trained_tensors(trainer.model, ckpt / "model")
     load_optimizer(trainer.model, trainer.optimizer, ckpt / "optimizer", state["optimizer"])
     if trainer.anchor is not None and (ckpt / "anchor").is_dir():
-        load_model_tensors(trainer.anchor, ckpt / "anchor")
+        load_anchor_(trainer.anchor, ckpt / "anchor")
     trainer.scheduler.load_state_dict(state["scheduler"])
     trainer.order.load_state_dict(state["order"])
     trainer.step, trainer.updates = state["step"], state["updates"]

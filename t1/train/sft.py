@@ -32,7 +32,15 @@ from typing import Any
 import torch
 
 from t1.errors import ConfigError, T1Error
-from t1.models.dcp import load_model_tensors, load_optimizer, model_tensors, optimizer_tensors
+from t1.models.dcp import load_optimizer, optimizer_tensors
+from t1.models.lora import (
+    add_adapters,
+    check_lora_config,
+    check_same_base,
+    load_trained_tensors,
+    spec_of,
+    trained_tensors,
+)
 from t1.models.sharded import is_sharded
 from t1.progress import Progress
 from t1.runs import RunDir, latest_checkpoint, seed_everything
@@ -45,6 +53,7 @@ from t1.train.distributed import (
     max_count,
 )
 from t1.train.export import save_final
+from t1.train.footprint import describe, learner_footprint
 from t1.train.packing import (
     Batch,
     eval_loss,
@@ -89,6 +98,7 @@ def check_sft(cfg: Any) -> None:
     if not 0.0 <= s.eval_fraction < 1.0:
         raise ConfigError(f"sft.eval_fraction must be in [0, 1), got {s.eval_fraction}")
     check_trackers(t.report_to)
+    check_lora_config(cfg.model.lora)
 
 
 def _load_model(cfg: Any, model: Any, tokenizer: Any, info: DistInfo) -> tuple[Any, Any]:
@@ -180,8 +190,10 @@ def _save(ses: Session) -> None:
         "optimizer": groups,
         "scheduler": ses.scheduler.state_dict(),
         "data_fingerprint": ses.data.fingerprint,
+        "lora": dataclasses.asdict(spec_of(ses.model)) if spec_of(ses.model) else None,
     }
-    tensors = {"model": model_tensors(ses.model), "optimizer": optim_tensors}
+    # LoRA: the adapters only (the base is the model the run starts from, checked on resume)
+    tensors = {"model": trained_tensors(ses.model), "optimizer": optim_tensors}
     root, keep = ses.run.path / "checkpoints", ses.cfg.trainer.keep_last
     config = ses.model.config
     ck.save_checkpoint(root, ses.state.step, state, tensors, config, ses.tokenizer, ses.info, keep)
@@ -195,7 +207,8 @@ def _restore(ses: Session, ckpt: Path) -> LoopState:
             f"the training data differ from those of {ckpt} (data.train, sft.max_len, "
             "sft.eval_fraction, trainer.seed): resume with the same ones or start a new run"
         )
-    load_model_tensors(ses.model, ckpt / "model")
+    check_same_base(ses.model, saved.get("lora"), ckpt)
+    load_trained_tensors(ses.model, ckpt / "model")
     load_optimizer(ses.model, ses.optimizer, ckpt / "optimizer", saved["optimizer"])
     ses.scheduler.load_state_dict(saved["scheduler"])
     ck.load_rng(ckpt, ses.info)
@@ -290,6 +303,7 @@ def _start(
     seed_everything(cfg.trainer.seed)
     model, tokenizer = _load_model(cfg, model, tokenizer, info)
     data = prepare_data(cfg, traces, tokenizer, model)
+    model = add_adapters(model, cfg.model.lora, cfg.model, cfg.trainer.seed)
     model = prepare_learner(model, cfg.train, cfg.model.dtype, info)
     opt = make_optimizer(model, cfg.optim)
     n_steps = total_steps(len(data.train), cfg.sft.batch_size, cfg.sft.epochs, cfg.trainer.steps)
@@ -324,6 +338,9 @@ def train_sft(
     logger = None
     if info.main:
         ses.run.write_config(cfg)
+        footprint = learner_footprint(ses.model)
+        ses.run.write_json("learner.json", footprint)
+        print(f"t1 sft: {describe(footprint)}", flush=True)
         logger = MetricLogger(ses.run.path, cfg.trainer.report_to, resumed, config=cfg)
     began = time.perf_counter()
     try:

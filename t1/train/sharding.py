@@ -12,6 +12,8 @@ Precision. Weights and AdamW states are float32 masters; `model.dtype` is the co
   in the compute dtype, gradients and the optimiser step in float32;
 - `train.pure_low_precision`: parameters and AdamW states in the compute dtype (warns).
 A float32 `model.dtype` changes nothing: no cast, no autocast, the same arithmetic as before.
+Parameters that do not train (the frozen base under LoRA adapters, t1.models.lora) are kept in
+the compute dtype: no optimiser state, no update to lose (the anchor's stay float32 masters).
 
 Sharding (torch/distributed/fsdp/_fully_shard/_fully_shard.py): `fully_shard` on every decoder
 layer (the classes an HF model names in `_no_split_modules`), then on the root, which keeps the
@@ -113,11 +115,23 @@ def decoder_layers(model: torch.nn.Module) -> list[torch.nn.Module]:
     return layers
 
 
-def _cast_plain_(model: torch.nn.Module, dtype: torch.dtype) -> None:
-    """Floating parameters not yet sharded, to `dtype` in place (a tied weight once)."""
+def _cast_plain_(model: torch.nn.Module, dtype: torch.dtype, frozen: torch.dtype) -> None:
+    """Floating parameters not yet sharded to `dtype` in place, those that do not train to
+    `frozen` (a tied weight once)."""
     for p in model.parameters():
-        if p.is_floating_point() and p.dtype != dtype and not isinstance(p, DTensor):
-            p.data = p.data.to(dtype)
+        want = dtype if p.requires_grad else frozen
+        if p.is_floating_point() and p.dtype != want and not isinstance(p, DTensor):
+            p.data = p.data.to(want)
+
+
+def _cast_learner_(module: torch.nn.Module, master: torch.dtype, compute: torch.dtype) -> None:
+    """`module` in the master dtype, except parameters that do not train (a LoRA base): they
+    keep the compute dtype, as they have no optimiser state and no update to lose to rounding
+    (half the bytes in bfloat16)."""
+    if all(p.requires_grad for p in module.parameters()):
+        module.to(master)
+    else:
+        _cast_plain_(module, master, compute)
 
 
 def shard_model(
@@ -154,11 +168,12 @@ def shard_model(
     }
     if trainable and train_cfg.activation_checkpointing:
         enable_checkpointing(model)
+    frozen = DTYPES[compute] if trainable else master  # an anchor keeps float32 masters
     for layer in decoder_layers(model):
-        layer.to(master)
+        _cast_learner_(layer, master, frozen)
         fsdp_fully_shard(layer, reshard_after_forward=True, **kwargs)
         setattr(layer, RESHARD_FLAG, True)
-    _cast_plain_(model, master)
+    _cast_plain_(model, master, frozen)
     fsdp_fully_shard(model, reshard_after_forward=False, **kwargs)
     setattr(model, RESHARD_FLAG, False)
     for m in fsdp_modules(model):
@@ -198,8 +213,7 @@ def prepare_learner(
         check_same_weights(model, info)
         return shard_model(model, train_cfg, info, compute)
     master = master_dtype(train_cfg, compute)
-    if next(model.parameters()).dtype != master:
-        model.to(master)
+    _cast_learner_(model, master, DTYPES[compute])
     model.to(info.device)
     if DTYPES[compute] != master:
         setattr(model, AUTOCAST, DTYPES[compute])

@@ -37,6 +37,7 @@ from rl_toy import ScriptedEngine, toy_config, toy_problems  # noqa: E402
 from t1.models import build_char_tokenizer, build_tiny_model  # noqa: E402
 from t1.models.sharded import full_state  # noqa: E402
 from t1.runs import latest_checkpoint, read_jsonl  # noqa: E402
+from t1.train.anchor import AdapterAnchor  # noqa: E402
 from t1.train.distributed import DistInfo, close_distributed, init_distributed  # noqa: E402
 from t1.train.rl import RLTrainer  # noqa: E402
 
@@ -51,7 +52,16 @@ def whole_state(module: Any, prefix: str) -> dict[str, torch.Tensor]:
 
 
 def grads_of(model: Any, prefix: str) -> dict[str, torch.Tensor]:
-    return {f"{prefix}{k}": whole(p.grad) for k, p in model.named_parameters()}
+    """The gradients of the trained parameters (a LoRA policy's frozen base has none)."""
+    params = model.named_parameters()
+    return {f"{prefix}{k}": whole(p.grad) for k, p in params if p.grad is not None}
+
+
+def anchor_state(anchor: Any, prefix: str) -> dict[str, torch.Tensor]:
+    """The anchor whole: a copy of the policy, or a LoRA policy's EMA adapters."""
+    if isinstance(anchor, AdapterAnchor):
+        return {f"{prefix}{k}": whole(v) for k, v in anchor.tensors().items()}
+    return whole_state(anchor, prefix)
 
 
 def record_rl_steps(trainer: Any) -> dict[str, torch.Tensor]:
@@ -64,7 +74,7 @@ def record_rl_steps(trainer: Any) -> dict[str, torch.Tensor]:
         s = f"s{trainer.step}."
         kept.update(grads_of(trainer.model, s + "grad.") | whole_state(trainer.model, s + "model."))
         if trainer.anchor is not None:
-            kept.update(whole_state(trainer.anchor, s + "anchor."))
+            kept.update(anchor_state(trainer.anchor, s + "anchor."))
         return row
 
     trainer.train_step = recorded
@@ -93,7 +103,7 @@ def run_rl(job: dict, info: DistInfo) -> dict[str, torch.Tensor]:
     trainer.train(resume=job.get("resume", False))
     tensors = whole_state(trainer.model, "model.")
     if trainer.anchor is not None:
-        tensors.update(whole_state(trainer.anchor, "anchor."))
+        tensors.update(anchor_state(trainer.anchor, "anchor."))
     return {**tensors, **kept, **first_grads(kept)}
 
 
