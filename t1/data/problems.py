@@ -7,7 +7,9 @@ Row format (DESIGN.md, "Data formats"), one JSON object a line:
     answer    `answer` (string or number); a GSM8K-style "... #### 18" is reduced to "18";
               without `answer`, a `solution` is reduced to its last \\boxed{} (or "#### N" tail)
     optional  `id` (string or number; default "<file stem>-<line>"), `task` (string)
-    meta      every other field (subject, level, solution, ...), merged with a `meta` object
+    meta      every other field (subject, level, solution, ...), merged with a `meta` object;
+              a GSM8K `answer` that holds worked reasoning before its "#### N" tail is kept
+              whole as meta["solution"] (trace synthesis can end a trace with it)
 
 Bad rows raise `DataError` naming file and line (see t1.data.jsonl for the discipline).
 """
@@ -64,6 +66,13 @@ def reduce_gsm8k(text: str) -> str | None:
         return None
     tail = m.group(1).strip()
     return tail.replace(",", "") if _NUMBER_WITH_COMMAS.fullmatch(tail) else tail
+
+
+def worked_solution(answer: Any) -> str | None:
+    """A GSM8K `answer` with reasoning before its "#### N" tail, whole; else None."""
+    if not isinstance(answer, str) or "####" not in answer:
+        return None
+    return answer.strip() if answer[: answer.rindex("####")].strip() else None
 
 
 def _number_text(value: int | float, where: str) -> str:
@@ -128,6 +137,9 @@ def parse_problem(row: dict, where: str, lineno: int, stem: str = "row") -> Prob
     meta.update(extra or {})
     if messages is not None:
         meta["messages"] = messages
+    worked = worked_solution(row.get("answer"))
+    if worked is not None:
+        meta.setdefault("solution", worked)
     return Problem(id=pid, prompt=prompt, answer=answer, task=task, meta=meta)
 
 
