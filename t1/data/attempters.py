@@ -70,7 +70,7 @@ class TaskAttempter:
                 f"(valid: {', '.join(task.mistake_kinds)})"
             )
         self.task = task
-        self.verifier_task = task.name
+        self.verifier_task = task.verifier or task.name
         self.n_wrong = n_wrong
         self.mistakes = list(mistakes or task.mistake_kinds)
 

@@ -22,7 +22,7 @@ from t1.rewards.arith import evaluate
 def test_registry() -> None:
     assert get_task("linear").name == "linear"
     with pytest.raises(
-        ConfigError, match=r"unknown synthetic task 'count' \(valid: countdown, linear\)"
+        ConfigError, match=r"unknown synthetic task 'count' \(valid: arithmetic, countdown, linear\)"
     ):
         get_task("count")
 
