@@ -36,7 +36,7 @@ def test_hand_example() -> None:
     assert t.critique(p, carry) == "56 + 19 = 75. 75 - 48 = 27, not 37. Wrong."
     op = t._attempt(37, [("+", 48), ("+", 19)], [85, 104], "op", at=1)
     assert op.text == "37 + 48 = 85. 85 + 19 = 104."
-    assert t.critique(p, op) == "19 is taken away: 85 - 19 = 66, not 104. Wrong."
+    assert t.critique(p, op) == "19 is taken away, not added. Wrong."
 
 
 def test_generation_seeded_unique_and_in_range() -> None:
@@ -93,16 +93,19 @@ def _check_wrong(attempt: str, check: str) -> None:
     steps = STATEMENT.findall(attempt)
     starts = [steps[0][0]] + [c for *_, c in steps[:-1]]  # what each written step starts from
     assert check.endswith(". Wrong.") and _true(check)
+    op_named = re.fullmatch(r"(\d+) is (added|taken away), not (added|taken away)\. Wrong\.", check)
+    if op_named:
+        # a step with that number used the operation the critique says it should not have
+        n, right, wrong = op_named.groups()
+        assert right != wrong
+        assert any(b == n and op == ("+" if wrong == "added" else "-") for _, op, b, _ in steps)
+        return
     # undoing a carry slip can go below zero: "62 - 69 = -7, not 3" (3 + 69 = 62 was written)
     miss = re.search(r"(\d+) ([-+]) (\d+) = (-?\d+), not (\d+)\. Wrong\.$", check)
     r, op, n, got, claimed = miss.groups()
-    if "is taken away:" in check or "is added:" in check:
-        # the story's operation on a step the attempt did with the other one
-        assert (r, "+" if op == "-" else "-", n, claimed) in steps
-    else:
-        # undoing a written step misses the value that step started from: the step is false
-        undone = [i for i, (_, _, b, c) in enumerate(steps) if (c, b) == (r, n)]
-        assert any(got != claimed == starts[i] for i in undone) and not _true(attempt)
+    # undoing a written step misses the value that step started from: the step is false
+    undone = [i for i, (_, _, b, c) in enumerate(steps) if (c, b) == (r, n)]
+    assert any(got != claimed == starts[i] for i in undone) and not _true(attempt)
 
 
 def test_every_check_of_every_trace_is_true() -> None:

@@ -15,8 +15,8 @@ Mistakes a solver makes, each with a rule-based critique whose arithmetic is tru
     op     one step adds where the story takes away, or the reverse (and says so)
 The check works backwards: every step is undone, from the last to the first, until the start
 comes back ("Check: 66 + 19 = 85. 85 - 48 = 37. Correct."); a slip shows where undoing it
-misses ("75 - 48 = 27, not 37. Wrong."); an operation mistake is named ("19 is taken away:
-85 - 19 = 66, not 104. Wrong.").
+misses ("75 - 48 = 27, not 37. Wrong."); an operation mistake is named ("19 is taken away,
+not added. Wrong.").
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ GAIN = ["{p} buys {n} more.", "{p} finds {n} more.", "{p} gets {n} more.", "{p} 
 LOSS = ["{p} gives away {n}.", "{p} loses {n}.", "{p} sells {n}.", "{p} uses {n}."]
 
 Step = tuple[str, int]  # (operation, number)
+WHAT = {"+": "added", "-": "taken away"}
 
 
 @dataclass
@@ -168,10 +169,9 @@ class Arithmetic(Task):
         start, steps, results, at = d["start"], d["steps"], d["results"], d["at"]
         before = [start, *results[:-1]]  # the value each step starts from, as written
         if attempt.kind == "op":
-            op, n = inverse(steps[at][0]), steps[at][1]  # the story's operation
-            true = apply(before[at], op, n)
-            how = "added" if op == "+" else "taken away"
-            return f"{n} is {how}: {before[at]} {op} {n} = {true}, not {results[at]}. Wrong."
+            # the story's operation, named without giving the answer away
+            n, wrong = steps[at][1], steps[at][0]
+            return f"{n} is {WHAT[inverse(wrong)]}, not {WHAT[wrong]}. Wrong."
         lines = _undo(steps, results, at + 1)
         op, n = steps[at]
         undone = apply(results[at], inverse(op), n)
