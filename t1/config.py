@@ -377,6 +377,10 @@ class SynthConfig:
     # problems from data.train: the model that makes attempts and writes critiques
     model: ModelConfig = field(default_factory=ModelConfig)
     rollout: RolloutConfig = field(default_factory=RolloutConfig)
+    # problems from data.train: when no sampled attempt is right, end the trace with the row's
+    # worked solution (a GSM8K answer with reasoning before "#### N", a MATH `solution`),
+    # after the model's wrong attempts and critiques, instead of dropping the problem
+    reference_fallback: bool = True
     # problems from data.train: attempts sampled per problem at each of these temperatures
     temperatures: list[float] = field(default_factory=lambda: [0.6, 1.0])
     samples: int = 4

@@ -12,17 +12,25 @@ the task's verifier, so a pool may hold anything.
 
 It also says how its pieces are laid out: `inner` joins attempt and check, `sep` joins
 attempts, `answer_line` writes the final answer, `clean` a direct solution.
+
+`reference_attempt` turns a problem's worked reference solution (a GSM8K answer with its
+"#### N" tail, a MATH solution) into an attempt, which trace synthesis uses as the last attempt
+when no sampled one is right.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import random
+import re
 from typing import Any, Protocol
 
-from t1.data.problems import Problem
+from t1.data.problems import Problem, reduce_gsm8k
 from t1.data.tasks import Attempt, Task
 from t1.errors import ConfigError
+
+# GSM8K's calculator annotations, "48/2 = <<48/2=24>>24": a model should not learn to write them
+_CALCULATOR = re.compile(r"<<[^<>\n]*>>")
 
 
 class Attempter(Protocol):
@@ -63,7 +71,7 @@ class TaskAttempter:
                 f"(valid: {', '.join(task.mistake_kinds)})"
             )
         self.task = task
-        self.verifier_task = task.name
+        self.verifier_task = task.verifier or task.name
         self.n_wrong = n_wrong
         self.mistakes = list(mistakes or task.mistake_kinds)
 
@@ -198,3 +206,26 @@ def model_attempter(synth_cfg: Any, data_cfg: Any) -> ModelAttempter:
         synth_cfg,
         lambda text: build_prompt(tokenizer, text, plain),
     )
+
+
+def rewrite_reference(solution: str) -> str:
+    """A worked reference solution as an attempt's text: GSM8K's calculator annotations
+    dropped and its "#### N" tail turned into a boxed answer; a MATH solution as written.
+
+    >>> rewrite_reference("48/2 = <<48/2=24>>24 in May.\\n#### 24")
+    '48/2 = 24 in May.\\nSo the answer is \\\\boxed{24}.'
+    """
+    text = _CALCULATOR.sub("", solution).strip()
+    answer = reduce_gsm8k(text)
+    if answer is not None:
+        body = text[: text.rindex("####")].rstrip()
+        text = f"{body}\nSo the answer is \\boxed{{{answer}}}."
+    return text
+
+
+def reference_attempt(problem: Problem) -> Attempt | None:
+    """The problem's worked solution (meta["solution"]) as an attempt, or None without one."""
+    solution = problem.meta.get("solution")
+    if not isinstance(solution, str) or not solution.strip():
+        return None
+    return Attempt(rewrite_reference(solution), None, "reference")

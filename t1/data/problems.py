@@ -14,7 +14,9 @@ reads (JSONL, JSON, parquet, arrow, a save_to_disk folder, a Hub dataset):
               columns; the options are shown after the text, the answer is the reference of the
               multiple-choice verifier, the task `multiple_choice` (t1.data.choices)
     optional  `id` (string or number; default "<file stem>-<line or index>"), `task` (string)
-    meta      every other field (subject, level, solution, ...), merged with a `meta` object
+    meta      every other field (subject, level, solution, ...), merged with a `meta` object;
+              a GSM8K `answer` that holds worked reasoning before its "#### N" tail is kept
+              whole as meta["solution"] (trace synthesis can end a trace with it)
 
 Bad rows raise `DataError` naming file and line, or dataset, split and row (t1.data.sources).
 """
@@ -87,6 +89,13 @@ def reduce_gsm8k(text: str) -> str | None:
         return None
     tail = m.group(1).strip()
     return tail.replace(",", "") if _NUMBER_WITH_COMMAS.fullmatch(tail) else tail
+
+
+def worked_solution(answer: Any) -> str | None:
+    """A GSM8K `answer` with reasoning before its "#### N" tail, whole; else None."""
+    if not isinstance(answer, str) or "####" not in answer:
+        return None
+    return answer.strip() if answer[: answer.rindex("####")].strip() else None
 
 
 def _number_text(value: int | float, where: str) -> str:
@@ -174,6 +183,9 @@ def parse_problem(
     meta.update(extra or {})
     if prompt.messages is not None:
         meta["messages"] = prompt.messages
+    worked = worked_solution(row.get("answer"))
+    if worked is not None:
+        meta.setdefault("solution", worked)
     return Problem(id=pid, prompt=prompt.text, answer=answer, task=task, meta=meta)
 
 

@@ -16,6 +16,13 @@ Correct.\\nAnswer: \\boxed{8+1}". A trace is kept when the verifier accepts its 
 it has at most `max_chars` characters and its (prompt, response) pair is new; every drop is
 counted by reason. A programmatic attempt whose verdict contradicts its own kind (a "correct"
 attempt graded wrong) is dropped too: its rule-based check would state a falsehood.
+
+When no attempt in the pool is right (a weak model on a real dataset) and the problem carries a
+worked reference solution (GSM8K's answer text, MATH's `solution`), `synth.reference_fallback`
+ends the trace with that solution as the right attempt instead of dropping the problem: at
+least one of the model's wrong attempts and its critique come first (none in the clean style),
+then the solution and its verification. `meta["final"]` and the summary's `final_attempt`
+say how many traces end in a sampled, a reference or a solver's solution.
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from t1.data.attempters import Attempter, TaskAttempter, model_attempter
+from t1.data.attempters import Attempter, TaskAttempter, model_attempter, reference_attempt
 from t1.data.problems import Problem, problems_for
 from t1.data.splits import generate_splits, normalize_prompt, write_splits
 from t1.data.tasks import Attempt, Task, get_task
@@ -35,6 +42,10 @@ from t1.data.traces import Trace, write_traces
 from t1.errors import ConfigError, T1Error
 from t1.progress import Progress
 from t1.runs import RunDir
+
+# where a trace's right attempt came from (meta["final"]): sampled from a model, the problem's
+# worked reference solution, or (anything else) a synthetic task's solver
+FINAL = {"model": "sampled", "reference": "reference"}
 
 
 class SynthResult(list):
@@ -108,15 +119,24 @@ def _grade(verifier: Any, problem: Problem, attempt: Attempt) -> tuple[bool, str
     return bool(result.correct), result.answer
 
 
+def _wrongs(
+    pool: list[Attempt], verdicts: list[tuple[bool, str | None]], f: int, rng: random.Random
+) -> list[Attempt]:
+    """Up to f wrong attempts with distinct answers, in pool order."""
+    wrong: dict[str, Attempt] = {}
+    for a, (ok, answer) in zip(pool, verdicts):
+        if not ok and answer is not None and a.kind != "correct":
+            wrong.setdefault(answer, a)
+    wrongs = list(wrong.values())
+    picked = sorted(rng.sample(range(len(wrongs)), min(f, len(wrongs))))
+    return [wrongs[i] for i in picked]
+
+
 def _choose(
     pool: list[Attempt], verdicts: list[tuple[bool, str | None]], f: int, rng: random.Random
 ) -> tuple[list[Attempt], Attempt] | str:
     """f wrong attempts with distinct answers and one right attempt, or the reason there are none."""
     right = [a for a, (ok, _) in zip(pool, verdicts) if ok]
-    wrong: dict[str, Attempt] = {}
-    for a, (ok, answer) in zip(pool, verdicts):
-        if not ok and answer is not None and a.kind != "correct":
-            wrong.setdefault(answer, a)
     mismatch = any(
         a.kind != "model" and ok != (a.kind == "correct") for a, (ok, _) in zip(pool, verdicts)
     )
@@ -124,9 +144,25 @@ def _choose(
         return "verdict_mismatch"
     if not right:
         return "no_correct_attempt"
-    wrongs = list(wrong.values())
-    picked = sorted(rng.sample(range(len(wrongs)), min(f, len(wrongs))))
-    return [wrongs[i] for i in picked], rng.choice(right)
+    return _wrongs(pool, verdicts, f, rng), rng.choice(right)
+
+
+def _with_reference(
+    problem: Problem,
+    pool: list[Attempt],
+    verdicts: list[tuple[bool, str | None]],
+    f: int,
+    rng: random.Random,
+    verifier: Any,
+) -> tuple[list[Attempt], Attempt] | str:
+    """Up to f of the model's wrong attempts, then the problem's worked solution (rewritten by
+    `reference_attempt`) as the right attempt; the reason when there is no usable solution."""
+    reference = reference_attempt(problem)
+    if reference is None:
+        return "no_correct_attempt"
+    if not _grade(verifier, problem, reference)[0]:
+        return "reference_wrong"
+    return _wrongs(pool, verdicts, f, rng), reference
 
 
 def _resolve(
@@ -189,7 +225,11 @@ def _synth_chunk(
     pools = attempter.attempts(batch, rng)
     chosen = []
     for problem, pool, f in zip(batch, pools, fails, strict=True):
-        picked = _choose(pool, [_grade(verifier, problem, a) for a in pool], f, rng)
+        verdicts = [_grade(verifier, problem, a) for a in pool]
+        picked = _choose(pool, verdicts, f, rng)
+        if picked == "no_correct_attempt" and cfg.reference_fallback:
+            f = f if cfg.style == "clean" else max(f, 1)  # show a mistake of the model's own
+            picked = _with_reference(problem, pool, verdicts, f, rng, verifier)
         if isinstance(picked, str):
             result.dropped[picked] += 1
         else:
@@ -254,6 +294,7 @@ def _compose_all(
             "attempts": len(wrongs) + 1,
             "failures": len(wrongs),
             "mistakes": [a.kind for a in wrongs],
+            "final": FINAL.get(right.kind, "solver"),
         }
         if "messages" in problem.meta:
             meta["messages"] = problem.meta["messages"]
@@ -273,6 +314,7 @@ def summarize(result: SynthResult, cfg: Any, seconds: float | None = None) -> di
     lengths = sorted(len(t.response) for t in result)
     attempts = Counter(t.meta["attempts"] for t in result)
     mistakes = Counter(k for t in result for k in t.meta["mistakes"])
+    final = Counter(t.meta.get("final", "solver") for t in result)
     chars = {}
     if lengths:
         chars = {
@@ -290,6 +332,7 @@ def summarize(result: SynthResult, cfg: Any, seconds: float | None = None) -> di
         "attempts_per_trace": {str(k): attempts[k] for k in sorted(attempts)},
         "with_retry": sum(c for k, c in attempts.items() if k > 1),
         "mistakes": dict(sorted(mistakes.items())),
+        "final_attempt": dict(sorted(final.items())),
         "chars": chars,
         "dropped": dict(sorted(result.dropped.items())),
     }
@@ -302,9 +345,11 @@ def format_summary(summary: dict[str, Any], path: Path) -> str:
     hist = ", ".join(f"{k}: {v}" for k, v in summary["attempts_per_trace"].items())
     chars = summary["chars"]
     dropped = ", ".join(f"{k} {v}" for k, v in summary["dropped"].items()) or "none"
+    final = ", ".join(f"{k} {v}" for k, v in summary["final_attempt"].items()) or "none"
     return (
         f"wrote {summary['traces']} traces from {summary['problems']} problems to {path}\n"
         f"  attempts per trace: {hist}\n"
+        f"  final attempt: {final}\n"
         f"  characters: mean {chars.get('mean')}, p95 {chars.get('p95')}, max {chars.get('max')}\n"
         f"  dropped: {dropped}"
     )

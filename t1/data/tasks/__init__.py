@@ -5,12 +5,13 @@ get_task("countdown").generate(1000, seed=0, count=4, ops="+", pick=2)
 
 from __future__ import annotations
 
+from t1.data.tasks.arithmetic import Arithmetic
 from t1.data.tasks.base import Attempt, Task
 from t1.data.tasks.countdown import Countdown
 from t1.data.tasks.linear import Linear
 from t1.errors import ConfigError
 
-TASKS: dict[str, type[Task]] = {"countdown": Countdown, "linear": Linear}
+TASKS: dict[str, type[Task]] = {"arithmetic": Arithmetic, "countdown": Countdown, "linear": Linear}
 
 
 def get_task(name: str) -> Task:

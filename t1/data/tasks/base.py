@@ -44,6 +44,8 @@ class Task(ABC):
     """A synthetic task: generator, solver, mistake maker and rule-based critic."""
 
     name: str = ""
+    # the t1.rewards verifier that grades its answers ("": the verifier named like the task)
+    verifier: str = ""
     # mistakes `wrong_attempt` can make, and the default mix
     mistake_kinds: tuple[str, ...] = ()
     # the knobs dataclass `generate` accepts
