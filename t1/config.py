@@ -577,8 +577,10 @@ class DemoStage:
     # RL optimiser steps
     rl_steps: int = 90
     eval: DemoEval = field(default_factory=DemoEval)
+    # truncation at each budget, and beside it majority vote over k = 2, 4 samples of budget b/k
+    # (the same tokens spent in parallel): 4 samples a test problem
     scale: ScaleConfig = field(
-        default_factory=lambda: ScaleConfig(budgets=[8, 16, 32, 64, 128, 200], parallel_ks=[])
+        default_factory=lambda: ScaleConfig(budgets=[8, 16, 32, 64, 128, 200], parallel_ks=[2, 4])
     )
     seed: int = 0
 

@@ -46,6 +46,7 @@ QUICK = [
     "eval.max_new_tokens=48",
     "sampling.max_new_tokens=48",
     "scale.budgets=[8,16,32,48]",
+    "scale.parallel_ks=[2]",
     "model.tiny.hidden_size=64",
     "model.tiny.num_layers=2",
     "model.tiny.intermediate_size=128",
@@ -189,6 +190,10 @@ def scale_models(
     from t1.eval.scaling import scaling_curve, write_scale
     from t1.rollout import SamplingParams, make_engine
 
+    sc = cfg.scale
+    ks = list(sc.parallel_ks) if sc.parallel else []
+    # k samples per problem for majority vote over k (at budget b / k each)
+    n = sc.n or max(ks, default=1)
     results = []
     for label, (model, tokenizer) in models.items():
         engine = make_engine(EvalStage().rollout, model, tokenizer)
@@ -203,8 +208,8 @@ def scale_models(
                 budgets=cfg.scale.budgets,
                 sampling=sampling,
                 data_cfg=_data_cfg(),
-                n=1,
-                parallel_ks=cfg.scale.parallel_ks,
+                n=n,
+                parallel_ks=ks,
                 suffix=cfg.scale.suffix,
                 answer_tokens=cfg.scale.answer_tokens,
                 seed=cfg.seed,
@@ -229,14 +234,28 @@ def headline(sft: dict[str, Any], rl: dict[str, Any], scale: list[dict[str, Any]
         f"held-out accuracy  SFT {a['mean']:.1%} [{a['lo']:.1%}, {a['hi']:.1%}]   "
         f"RL {b['mean']:.1%} [{b['lo']:.1%}, {b['hi']:.1%}]",
         f"RL - SFT = {diff:+.1%} ({ratio})",
+        # one run's interval covers its evaluation sample only; training itself varies
+        "  the gain varies from run to run (seed, CPU, thread count): see README, Results",
     ]
     for res in scale:
-        pts = res["sequential"]
-        lo, hi = pts[0], pts[-1]
-        lines.append(
-            f"{res['model']}: accuracy at budget {lo['budget']} = {lo['accuracy']:.1%}, "
-            f"at {hi['budget']} = {hi['accuracy']:.1%}"
+        lines.extend(scaling_lines(res))
+    return lines
+
+
+def scaling_lines(res: dict[str, Any]) -> list[str]:
+    """One model's scaling gain, and at the largest budget its parallel alternatives."""
+    pts = res["sequential"]
+    lo, hi = pts[0], pts[-1]
+    lines = [
+        f"{res['model']}: accuracy at budget {lo['budget']} = {lo['accuracy']:.1%}, "
+        f"at {hi['budget']} = {hi['accuracy']:.1%}"
+    ]
+    par = [p for p in res.get("parallel", []) if p["budget"] == hi["budget"]]
+    if par:
+        votes = ", ".join(
+            f"majority of {p['k']} x {p['per_sample_budget']} = {p['accuracy']:.1%}" for p in par
         )
+        lines.append(f"  same {hi['budget']} tokens in parallel: {votes}")
     return lines
 
 

@@ -27,8 +27,9 @@ def quick_demo(tmp_path_factory) -> tuple[Path, list[str]]:
 
 def test_quick_demo_writes_every_artefact(quick_demo):
     out, printed = quick_demo
-    # the last lines are the headline numbers and the report's path
-    assert "held-out accuracy" in "\n".join(printed[-6:])
+    # the last lines are the headline numbers (accuracies, then each model's scaling lines)
+    # and the report's path
+    assert any(line.startswith("held-out accuracy") for line in printed[-10:])
     assert printed[-1].endswith("report.html")
 
     sets = {name: load_problems(out / "data" / f"{name}.jsonl") for name in ("sft", "rl", "test")}
@@ -63,6 +64,14 @@ def test_quick_demo_writes_every_artefact(quick_demo):
     scale = json.loads((out / "eval" / "scale.json").read_text())
     assert [m["model"] for m in scale["models"]] == ["SFT", "RL"]
     assert [p["budget"] for p in scale["models"][0]["sequential"]] == [8, 16, 32, 48]
+    # the parallel alternative at equal tokens: majority of k = 2 samples of b / 2 tokens
+    assert scale["models"][1]["n"] == 2
+    assert [(p["k"], p["per_sample_budget"]) for p in scale["models"][1]["parallel"]] == [
+        (2, 4),
+        (2, 8),
+        (2, 16),
+        (2, 24),
+    ]
     assert (out / "plots" / "scaling.png").stat().st_size > 1000
     html = (out / "report.html").read_text()
     assert "scaling" in html.lower() and "<img" in html
@@ -81,6 +90,27 @@ def test_headline_standard_errors_come_from_the_intervals():
     # no spread at all (the quick demo's models score 0 everywhere): no ratio to print
     zero = {"accuracy": {"mean": 0.0, "lo": 0.0, "hi": 0.0}}
     assert headline(zero, zero, [])[1] == "RL - SFT = +0.0% (intervals of zero width)"
+    # one run's interval is no guide to the next run's gain: the headline says so
+    assert "varies from run to run" in lines[2] and "README" in lines[2]
+
+
+def test_headline_scaling_lines_show_the_parallel_alternative():
+    from t1.demo import headline
+
+    acc = {"accuracy": {"mean": 0.5, "lo": 0.4, "hi": 0.6}}
+    seq = [{"budget": 8, "accuracy": 0.1}, {"budget": 200, "accuracy": 0.6}]
+    par = [
+        {"k": 2, "budget": 200, "per_sample_budget": 100, "accuracy": 0.55},
+        {"k": 2, "budget": 8, "per_sample_budget": 4, "accuracy": 0.0},
+        {"k": 4, "budget": 200, "per_sample_budget": 50, "accuracy": 0.4},
+    ]
+    lines = headline(acc, acc, [{"model": "RL", "sequential": seq, "parallel": par}])
+    assert lines[-2:] == [
+        "RL: accuracy at budget 8 = 10.0%, at 200 = 60.0%",
+        "  same 200 tokens in parallel: majority of 2 x 100 = 55.0%, majority of 4 x 50 = 40.0%",
+    ]
+    # no parallel points (parallel_ks: []): no parallel line
+    assert headline(acc, acc, [{"model": "RL", "sequential": seq}])[-1].startswith("RL: ")
 
 
 def test_sft_from_reuses_the_sft_stage_and_passes_the_config(quick_demo, tmp_path, capsys):

@@ -267,7 +267,11 @@ def _shards(shape: ModelShape, s: Setting) -> list[Item]:
 
     m = s.master_bytes
     kind = "fp32" if m == 4 else f"{s.compute_dtype} (pure)"
-    base = f"{s.compute_dtype} frozen base + {kind} adapters" if s.lora_rank else f"{kind} master shard"
+    base = (
+        f"{s.compute_dtype} frozen base + {kind} adapters"
+        if s.lora_rank
+        else f"{kind} master shard"
+    )
     states = f"AdamW, 2 {kind} states" + (", adapters" if s.lora_rank else "")
     items = [
         shard(m, s.cpu_offload, "weights", "resident", base, more=frozen),
