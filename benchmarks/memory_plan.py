@@ -36,6 +36,7 @@ GPU_CONFIGS = [
     ("t1_paper_sft.yaml", "Qwen2.5-1.5B", 1, 1),
     ("t1_paper_rl.yaml", "Qwen2.5-1.5B", 1, 1),
     ("qwen2.5_7b_rl_8gpu.yaml", "Qwen2.5-7B", 8, 1),
+    ("qwen2.5_7b_lora_rl_1gpu.yaml", "Qwen2.5-7B", 1, 1),
     ("qwen2.5_math_rl_gpu.yaml", "Qwen2.5-14B", 8, 1),
     ("qwen2.5_32b_rl_4x8gpu.yaml", "Qwen2.5-32B", 8, 4),
 ]

@@ -30,6 +30,7 @@ CONFIGS = Path(__file__).resolve().parents[1] / "configs"
         ("t1_paper_rl.yaml", RLStage),
         ("qwen2.5_math_rl_gpu.yaml", RLStage),
         ("qwen2.5_7b_rl_8gpu.yaml", RLStage),
+        ("qwen2.5_7b_lora_rl_1gpu.yaml", RLStage),
         ("qwen2.5_32b_rl_4x8gpu.yaml", RLStage),
     ],
 )
@@ -95,7 +96,7 @@ def test_every_training_config_is_planned() -> None:
         if name in gpu:
             continue
         cfg = bench.load_stage(path)
-        if cfg.model.path == "smollm2":
+        if cfg.model.path == "smollm2" or cfg.model.path.startswith("runs/smollm2"):
             shape = ModelShape.from_hf_config(KNOWN_MODELS["SmolLM2-135M"])
         elif cfg.model.path == "tiny" or cfg.model.path.startswith("runs/tiny"):
             tok = build_char_tokenizer(cfg.model.tiny.alphabet)

@@ -17,7 +17,7 @@ tensors shaped (and, under FSDP2, sharded) like the policy's adapters, and π_re
 the policy's own, with the EMA adapters copied into the adapter parameters for it and the
 policy's copied back after (`reference`), shard by shard, bitwise. The anchor then costs
 4 bytes per adapter parameter instead of 4 bytes per model parameter
-(benchmarks/lora_memory.py measures both).
+(tests/train/test_lora.py counts both from learner.json).
 
     anchor = make_rl_anchor(policy, cfg, info)        None, a module, or an AdapterAnchor
     with reference(anchor, policy) as ref_model: ...  π_ref's forward

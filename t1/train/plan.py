@@ -38,6 +38,7 @@ from t1.train.distributed import DistInfo
 from t1.train.memory import (
     DTYPE_BYTES,
     GIB,
+    LORA_TARGETS,
     MemoryPlan,
     ModelShape,
     Setting,
@@ -96,6 +97,7 @@ def rl_setting(cfg: Any, ranks_per_node: int, nodes: int, seq_len: int, **more: 
         engine_sleeps=cfg.rollout.sleep_between_steps,
         engine_rows=cfg.rollout.batch_size,
         fsdp=use_fsdp(cfg.train, ranks_per_node * nodes),
+        **_lora(cfg),
         **more,
     )
 
@@ -116,8 +118,26 @@ def sft_setting(cfg: Any, ranks_per_node: int, nodes: int, **more: Any) -> Setti
         anchor=False,
         engine="none",
         fsdp=use_fsdp(cfg.train, ranks_per_node * nodes),
+        **_lora(cfg),
         **more,
     )
+
+
+def _lora(cfg: Any) -> dict[str, Any]:
+    """model.lora's part of the plan: the adapters' rank and target projections."""
+    lora = cfg.model.lora
+    if not lora.enabled:
+        return {}
+    return {"lora_rank": int(lora.rank), "lora_targets": tuple(lora.target_modules)}
+
+
+def _plannable(cfg: Any) -> bool:
+    """False (and says so) when model.lora targets a module the plan has no shape for."""
+    lora = cfg.model.lora
+    unknown = sorted(set(lora.target_modules) - set(LORA_TARGETS)) if lora.enabled else []
+    if unknown:
+        print(f"t1: no memory plan: the plan knows no shape for the LoRA targets {unknown}")
+    return not unknown
 
 
 def _master_bytes(cfg: Any) -> int:
@@ -237,7 +257,7 @@ def plan_rl(cfg: Any, info: DistInfo, problems: list) -> MemoryPlan | None:
     from t1.train.rl_setup import prompt_lengths
 
     found = model_shape(cfg.model)
-    if found is None:
+    if found is None or not _plannable(cfg):
         return None
     shape, config = found
     lengths = prompt_lengths(cfg, load_tokenizer(cfg.model), problems) if problems else [0]
@@ -250,7 +270,7 @@ def plan_rl(cfg: Any, info: DistInfo, problems: list) -> MemoryPlan | None:
 def plan_sft(cfg: Any, info: DistInfo) -> MemoryPlan | None:
     """`t1 sft`'s plan: rows of sft.max_len tokens."""
     found = model_shape(cfg.model)
-    if found is None:
+    if found is None or not _plannable(cfg):
         return None
     per_node, nodes = launch_shape(info)
     return plan_run(sft_setting(cfg, per_node, nodes), found[0], info, Path(cfg.trainer.out), "sft")

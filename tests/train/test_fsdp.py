@@ -182,11 +182,18 @@ def compare_update(ref: dict, got: dict, step_got: dict, n: int, step: int, cfg)
 
 
 def state_before(got: dict, step: int, prefix: str, cfg) -> torch.nn.Module:
-    """The policy (`model.`) or anchor before `step` of a recorded run, as a module."""
+    """The policy (`model.`) or anchor before `step` of a recorded run, as a module (with
+    model.lora: the adapted model; its anchor the policy's base with the EMA adapters)."""
+    from t1.models.lora import add_adapters
+
     tok = build_char_tokenizer(cfg.model.tiny.alphabet)
     model = build_tiny_model(tok, cfg.model.tiny, seed=0)
+    model = add_adapters(model, cfg.model.lora, cfg.model, cfg.trainer.seed)  # as RLTrainer
     if step > 1:
-        missing, _ = model.load_state_dict(part(got, f"s{step - 1}.{prefix}"), strict=False)
+        state = part(got, f"s{step - 1}.{prefix}")
+        if cfg.model.lora.enabled:  # a LoRA anchor holds the adapters alone
+            state = part(got, f"s{step - 1}.model.") | state
+        missing, _ = model.load_state_dict(state, strict=False)
         assert missing == ["lm_head.weight"]  # tied to the embedding
     return model
 

@@ -147,7 +147,7 @@ def test_a_frozen_lora_anchor_is_the_base_model(tmp_path):
 
 
 def _tolerance(model: torch.nn.Module, ids: torch.Tensor) -> float:
-    """tests/models/test_lora.py's bound: the model's terms plus, per adapted projection, the
+    """tests/models/test_models_lora.py's bound: the model's terms plus, per adapted projection, the
     adapter's A x, B (A x), scaling and add, and the merged weight's sum."""
     c = model.config
     n = logprob_terms(c, ids.shape[1])
