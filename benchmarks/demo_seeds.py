@@ -11,7 +11,9 @@ trajectory. So the claim a user can rely on is the distribution printed here, no
 Printed (markdown, also runs/demo_seeds/table.md): per run the held-out accuracy of SFT and RL,
 RL - SFT in points and in standard errors (from the runs' per-problem bootstrap intervals, as
 the demo's headline computes it), the RL model's scaling gain (accuracy at the largest budget
-minus at the smallest) and the run's minutes; then the minimum, median and maximum of each.
+minus at the smallest), its accuracy at the largest budget beside majority vote over k = 2, 4
+samples of budget / k (the same tokens in parallel) and the run's minutes; then the minimum,
+median and maximum of each.
 With --jobs 2 two runs share the 2 cores, so their minutes are not the demo's time alone.
 """
 
@@ -53,7 +55,14 @@ def read(folder: Path) -> dict[str, float]:
     sft = json.loads((folder / "eval" / "sft.json").read_text())["accuracy"]
     rl = json.loads((folder / "eval" / "rl.json").read_text())["accuracy"]
     scale = json.loads((folder / "eval" / "scale.json").read_text())
-    curve = next(r for r in scale["models"] if r["model"] == "RL")["sequential"]
+    rl_scale = next(r for r in scale["models"] if r["model"] == "RL")
+    curve = rl_scale["sequential"]
+    # the same tokens as the largest budget spent in parallel: majority of k samples of b / k
+    par = {
+        p["k"]: p["accuracy"]
+        for p in rl_scale.get("parallel", [])
+        if p["budget"] == curve[-1]["budget"]
+    }
     se = ((sft["hi"] - sft["lo"]) ** 2 + (rl["hi"] - rl["lo"]) ** 2) ** 0.5 / 3.92
     diff = rl["mean"] - sft["mean"]
     minutes = json.loads((folder / "headline.json").read_text()).get("minutes", float("nan"))
@@ -63,19 +72,24 @@ def read(folder: Path) -> dict[str, float]:
         "diff": diff,
         "se_ratio": diff / se if se else float("inf"),
         "gain": curve[-1]["accuracy"] - curve[0]["accuracy"],
+        "at_max": curve[-1]["accuracy"],
+        "maj2": par.get(2, float("nan")),
+        "maj4": par.get(4, float("nan")),
         "minutes": minutes,
     }
 
 
 def table(rows: dict[tuple[int, int], dict[str, float]]) -> str:
     lines = [
-        "| seed | threads | SFT | RL | RL - SFT | (s.e.) | RL scaling gain | minutes |",
-        "|---|---|---|---|---|---|---|---|",
+        "| seed | threads | SFT | RL | RL - SFT | (s.e.) | RL scaling gain | RL at 200 tokens: "
+        "1 x 200 | 2 x 100 | 4 x 50 | minutes |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for (seed, threads), r in sorted(rows.items()):
         lines.append(
             f"| {seed} | {threads} | {r['sft']:.1%} | {r['rl']:.1%} | {100 * r['diff']:+.1f} | "
-            f"{r['se_ratio']:.1f} | {100 * r['gain']:+.1f} | {r['minutes']:.1f} |"
+            f"{r['se_ratio']:.1f} | {100 * r['gain']:+.1f} | {r['at_max']:.1%} | "
+            f"{r['maj2']:.1%} | {r['maj4']:.1%} | {r['minutes']:.1f} |"
         )
     lines.append("")
     lines.append("| over all runs | min | median | max |")
@@ -86,6 +100,9 @@ def table(rows: dict[tuple[int, int], dict[str, float]]) -> str:
         ("gain", "RL scaling gain (points)", 100),
         ("rl", "RL accuracy (%)", 100),
         ("sft", "SFT accuracy (%)", 100),
+        ("at_max", "RL at 200 tokens, one sample (%)", 100),
+        ("maj2", "RL, majority of 2 x 100 tokens (%)", 100),
+        ("maj4", "RL, majority of 4 x 50 tokens (%)", 100),
     ]:
         values = [r[key] * scale for r in rows.values()]
         lines.append(

@@ -13,12 +13,12 @@ import yaml
 from t1.config import (
     RLStage,
     SFTStage,
-    _parse_override,
     describe,
     dotted_keys,
     load_config,
     save_config,
 )
+from t1.config.loading import _parse_override
 from t1.errors import ConfigError
 
 
