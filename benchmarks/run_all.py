@@ -130,6 +130,10 @@ BENCHES = {
     ),
     # end-to-end accuracy table of the recipe's ablations, not a ratio; hours at full size
     "ablations": Bench("ablations.py", lambda out: [], on_request=True),
+    # the demo's headline over seeds and thread counts, a table not a ratio; ~3 hours
+    "demo_seeds": Bench("demo_seeds.py", lambda out: [], on_request=True),
+    # SmolLM2-135M through the whole recipe; its report, not a ratio
+    "smollm2_recipe": Bench("smollm2_recipe.py", lambda out: [], ["--quick"], on_request=True),
     # held-out behaviour of the SFT model that `t1 demo` trained (run the demo first)
     "sft_heldout": Bench(
         "sft_heldout.py",
