@@ -227,8 +227,8 @@ def scale_models(
 # of training itself (seed, thread count; another CPU rounds differently again).
 DEMO_SPREAD: dict[str, Any] = {
     "runs": "10 runs (seeds 0-4, 1 and 2 threads)",
-    "rl_minus_sft": (0.0, 0.0, 0.0),
-    "scaling_gain": (0.0, 0.0, 0.0),
+    "rl_minus_sft": (7.5, 11.1, 17.7),
+    "scaling_gain": (38.6, 58.9, 64.0),
 }
 
 
