@@ -31,17 +31,9 @@ import sys
 import tempfile
 from pathlib import Path
 
+from memory import FSDP_MODEL  # benchmarks/memory.py beside this script: ~100.1 M parameters
+
 MIB = 1024 * 1024
-# benchmarks/memory.py's FSDP_MODEL (~100.1 M parameters)
-MODEL = dict(
-    vocab_size=32_000,
-    hidden_size=768,
-    intermediate_size=2048,
-    num_hidden_layers=12,
-    num_attention_heads=12,
-    num_key_value_heads=4,
-    tie_word_embeddings=True,
-)
 
 
 def _status_kib(field: str) -> int:
@@ -59,7 +51,7 @@ def write_model(folder: Path, dtype: str) -> int:
 
     tok = build_char_tokenizer("0123456789")
     torch.manual_seed(0)
-    model = LlamaForCausalLM(LlamaConfig(**MODEL)).to(DTYPES[dtype])
+    model = LlamaForCausalLM(LlamaConfig(**FSDP_MODEL)).to(DTYPES[dtype])
     save_model(model, tok, folder)
     return sum(p.numel() for p in model.parameters())
 

@@ -8,6 +8,7 @@ quickly, and a wrong loss sign or advantage drives it to zero instead.
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
 import torch
 
@@ -124,3 +125,17 @@ class ScriptedEngine:
 
     def update_weights(self, model) -> None:
         pass
+
+
+def record_rollouts(trainer: Any) -> list:
+    """The rollouts the trainer's engine returns from now on, as it returns them."""
+    seen: list = []
+    generate = trainer.engine.generate
+
+    def recording(*args, **kwargs):
+        out = generate(*args, **kwargs)
+        seen.extend(out)
+        return out
+
+    trainer.engine.generate = recording
+    return seen

@@ -23,7 +23,14 @@ from rl_bounds import (  # noqa: E402
     step_bounds,
     update_tolerances,
 )
-from rl_toy import ADAM_AS_SGD, ScriptedEngine, nudge, toy_config, toy_problems  # noqa: E402
+from rl_toy import (  # noqa: E402
+    ADAM_AS_SGD,
+    ScriptedEngine,
+    nudge,
+    record_rollouts,
+    toy_config,
+    toy_problems,
+)
 from rounding import (  # noqa: E402
     EPS32,
     assert_grads_close,
@@ -222,20 +229,6 @@ def test_two_process_update_equals_one_process(tmp_path):
     assert step > 100 * max(tols.values())
 
 
-def _record_rollouts(trainer: RLTrainer) -> list:
-    """The rollouts the trainer's engine returns, as it returns them."""
-    seen: list = []
-    generate = trainer.engine.generate
-
-    def recording(*args, **kwargs):
-        out = generate(*args, **kwargs)
-        seen.extend(out)
-        return out
-
-    trainer.engine.generate = recording
-    return seen
-
-
 def _sampler_and_learner_steps(tmp_path, T: float, beta: float) -> tuple[dict, RLStage]:
     """One step per rl.old_logp mode from the same start: mode -> (metrics, grads, weights,
     (policy, anchor) before the step, rollouts), and the trainer's config."""
@@ -252,7 +245,7 @@ def _sampler_and_learner_steps(tmp_path, T: float, beta: float) -> tuple[dict, R
             for p in t.anchor.parameters():
                 p.add_(0.05)
         before = copy.deepcopy(t.model), copy.deepcopy(t.anchor)
-        rollouts = _record_rollouts(t)
+        rollouts = record_rollouts(t)
         metrics = t.train_step()
         grads = {k: p.grad.clone() for k, p in t.model.named_parameters()}
         weights = {k: p.detach().clone() for k, p in t.model.named_parameters()}

@@ -13,7 +13,13 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 
 from rl_bounds import assert_within, update_tolerances  # noqa: E402
-from rl_toy import ADAM_AS_SGD, ScriptedEngine, toy_config, toy_problems  # noqa: E402
+from rl_toy import (  # noqa: E402
+    ADAM_AS_SGD,
+    ScriptedEngine,
+    record_rollouts,
+    toy_config,
+    toy_problems,
+)
 from rounding import (  # noqa: E402
     assert_grads_close,
     bound,
@@ -97,15 +103,7 @@ def _hf_trainer(tmp_path, *overrides):
 
 def _step_with_rollouts(trainer: RLTrainer) -> tuple[dict, dict, dict, list]:
     """One step: its metrics, gradients, weights after it and the rollouts it trained on."""
-    seen: list = []
-    generate = trainer.engine.generate
-
-    def recording(*args, **kwargs):
-        out = generate(*args, **kwargs)
-        seen.extend(out)
-        return out
-
-    trainer.engine.generate = recording
+    seen = record_rollouts(trainer)
     metrics = trainer.train_step()
     grads = {k: p.grad.clone() for k, p in trainer.model.named_parameters()}
     weights = {k: p.detach().clone() for k, p in trainer.model.named_parameters()}
