@@ -1,6 +1,12 @@
 """`t1 demo` over several seeds and intra-op thread counts: how much its headline varies.
 
     python benchmarks/demo_seeds.py --seeds 0 1 2 3 4 --threads 1 2 [--jobs 2]
+    python benchmarks/demo_seeds.py --sft-from runs/demo_seeds_before --out runs/demo_seeds
+
+With --sft-from DIR each run takes its problems, traces and SFT model from DIR/sS-tT, an
+earlier sweep's run of the same seed and thread count (`t1 demo --sft-from`, which refuses a
+run whose SFT settings differ): a change to the RL or evaluation settings is then measured
+without training the same SFT models again (the minutes printed then leave out SFT).
 
 Each run is the default demo (README's first command) with `--seed S` and OMP_NUM_THREADS=T,
 in runs/demo_seeds/sS-tT/ (a finished run is not rerun). A run is reproducible on one machine
@@ -35,13 +41,15 @@ def run_dir(out: Path, seed: int, threads: int) -> Path:
     return out / f"s{seed}-t{threads}"
 
 
-def launch(out: Path, seed: int, threads: int, extra: list[str]) -> None:
+def launch(out: Path, seed: int, threads: int, extra: list[str], sft_from: Path | None) -> None:
     """One demo, unless its folder already holds a finished one."""
     folder = run_dir(out, seed, threads)
     if (folder / "headline.json").exists():
         return
     folder.parent.mkdir(parents=True, exist_ok=True)
     cmd = [sys.executable, "-m", "t1", "demo", "--out", str(folder), "--seed", str(seed), *extra]
+    if sft_from is not None:
+        cmd += ["--sft-from", str(run_dir(sft_from, seed, threads))]
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
     print(f"running seed {seed}, {threads} thread(s) (log: {folder}.log)", flush=True)
     with open(f"{folder}.log", "w") as log:
@@ -117,11 +125,14 @@ def main() -> None:
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--jobs", type=int, default=1, help="runs at once (they share the cores)")
     ap.add_argument("--out", type=Path, default=ROOT / "runs" / "demo_seeds")
+    ap.add_argument(
+        "--sft-from", type=Path, help="earlier sweep whose SFT stages the runs reuse (see above)"
+    )
     ap.add_argument("extra", nargs="*", help="demo overrides passed to every run (key=value)")
     args = ap.parse_args()
     jobs = [(s, t) for t in args.threads for s in args.seeds]
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        list(pool.map(lambda job: launch(args.out, *job, args.extra), jobs))
+        list(pool.map(lambda job: launch(args.out, *job, args.extra, args.sft_from), jobs))
     rows = {(s, t): read(run_dir(args.out, s, t)) for s, t in jobs}
     text = table(rows)
     (args.out / "table.md").write_text(text + "\n")

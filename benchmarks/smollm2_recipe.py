@@ -4,6 +4,7 @@
     python benchmarks/smollm2_recipe.py             # runs/smollm2/: report.html, headline.json
     python benchmarks/smollm2_recipe.py --quick     # every stage at toy sizes (a smoke test)
     python benchmarks/smollm2_recipe.py rl:trainer.steps=10 eval:eval.n=2   # STAGE:key=value
+    python benchmarks/smollm2_recipe.py --from rl rl:optim.lr=5e-6   # rerun from a stage on
 
 Each stage is the `t1` command of the same name run on its config in configs/ (so any stage can
 be rerun alone, see configs/smollm2_synth.yaml), with the paths pointed into --out:
@@ -19,6 +20,10 @@ be rerun alone, see configs/smollm2_synth.yaml), with the paths pointed into --o
                                            truncation and by majority vote at equal tokens
     8 report  report.html; headline.json (accuracies, RL - SFT, scaling, each stage's time and
                                            tokens sampled / trained)
+
+`--from STAGE` (one of the names in STEPS) keeps what the earlier stages wrote in --out and
+reruns that stage and every later one; their times come from stage_seconds.json, which each
+stage updates as it ends, so the total stays the pipeline's.
 """
 
 from __future__ import annotations
@@ -54,6 +59,10 @@ QUICK = {
 }
 # held-out problems the full run must have (fewer only with --quick)
 MIN_TEST = 500
+# the pipeline's stages in order, as --from and stage_seconds.json name them
+STEPS = ["synth", "eval_base", "sft", "eval_sft", "rl", "eval_rl", "scale", "report"]
+# what a stage writes that must go before it runs again (a training stage would resume)
+OUTPUTS = {"synth": ["data"], "sft": ["sft"], "rl": ["rl"], "scale": ["plots"]}
 
 
 def paths(out: Path) -> dict[str, list[str]]:
@@ -90,28 +99,47 @@ def check_sets(data: Path, quick: bool) -> dict[str, int]:
     return {name: len(ps) for name, ps in sets.items()}
 
 
-def fresh_start(out: Path) -> None:
-    """Every run starts from scratch: clear what an earlier run wrote into `out`."""
+def fresh_start(out: Path, first: str) -> None:
+    """Clear what an earlier run wrote into `out` from stage `first` on (all of it for synth)."""
     import shutil
 
-    for name in ("data", "sft", "rl", "eval", "plots"):
+    names = [d for step in STEPS[STEPS.index(first) :] for d in OUTPUTS.get(step, [])]
+    if first == "synth":
+        names.append("eval")
+    for name in names:
         if (out / name).exists():
             print(f"clearing {out / name} of an earlier run")
             shutil.rmtree(out / name)
 
 
 class Clock:
-    """Wall time of each stage, announced as it starts."""
+    """Wall time of each stage, announced as it starts; stages before `first` are skipped and
+    keep the times an earlier run recorded in `out`/stage_seconds.json."""
 
-    def __init__(self) -> None:
-        self.start = time.perf_counter()
+    def __init__(self, out: Path, first: str) -> None:
+        self.file = out / "stage_seconds.json"
+        self.first = STEPS.index(first)
         self.seconds: dict[str, float] = {}
+        if self.first:
+            if not self.file.is_file():
+                raise T1Error(f"--from {first}: {self.file} is missing (no earlier run in {out})")
+            earlier = json.loads(self.file.read_text())
+            missing = [s for s in STEPS[: self.first] if s not in earlier]
+            if missing:
+                raise T1Error(f"--from {first}: {self.file} has no time for {', '.join(missing)}")
+            self.seconds = {s: earlier[s] for s in STEPS[: self.first]}
+        self.start = time.perf_counter() - sum(self.seconds.values())
 
     def run(self, name: str, title: str, fn: Callable[[], Any]) -> Any:
+        if STEPS.index(name) < self.first:
+            print(f"[smollm2] {title}: kept from the earlier run ({self.seconds[name]:.0f} s)")
+            return
         print(f"[smollm2 {time.perf_counter() - self.start:6.0f}s] {title}", flush=True)
         begin = time.perf_counter()
         code = fn()
         self.seconds[name] = round(time.perf_counter() - begin, 1)
+        self.file.parent.mkdir(parents=True, exist_ok=True)
+        self.file.write_text(json.dumps(self.seconds, indent=2) + "\n", encoding="utf-8")
         if code:
             raise T1Error(f"stage {name} stopped with exit code {code}")
 
@@ -132,7 +160,7 @@ def tokens(out: Path, evals: dict[str, dict], scale: dict) -> dict[str, dict[str
     return counts
 
 
-def run(out: Path, quick: bool, extra: dict[str, list[str]]) -> int:
+def run(out: Path, quick: bool, extra: dict[str, list[str]], first: str = "synth") -> int:
     from t1.data.synth import run_synth
     from t1.eval.evaluate import run_eval
     from t1.eval.report import build_report
@@ -143,8 +171,8 @@ def run(out: Path, quick: bool, extra: dict[str, list[str]]) -> int:
     def cfg(stage: str, *more: str) -> Any:
         return stage_config(stage, out, quick, [*more, *extra.get(stage, [])])
 
-    fresh_start(out)
-    clock = Clock()
+    fresh_start(out, first)
+    clock = Clock(out, first)
     clock.run("synth", "1/8 problems and trial-and-error traces", lambda: run_synth(cfg("synth")))
     sizes = check_sets(out / "data", quick)
     print(f"  {sizes['train']} SFT, {sizes['rl']} RL, {sizes['test']} test problems (disjoint)")
@@ -206,11 +234,18 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="runs/smollm2", help="run directory (default runs/smollm2)")
     ap.add_argument("--quick", action="store_true", help="every stage at toy sizes")
+    ap.add_argument(
+        "--from",
+        dest="first",
+        choices=STEPS,
+        default="synth",
+        help="rerun from this stage on, keeping the earlier stages' outputs in --out",
+    )
     ap.add_argument("overrides", nargs="*", metavar="STAGE:key=value")
     args = ap.parse_args()
     extra = parse_extra(args.overrides)
     try:
-        return run(Path(args.out), args.quick, extra)
+        return run(Path(args.out), args.quick, extra, args.first)
     except T1Error as e:
         print(f"smollm2_recipe: error: {e}")
         return e.exit_code

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from t1.data import load_problems
 from t1.data.splits import overlap
+from t1.errors import T1Error
 from t1.models import find_smollm2
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "smollm2_recipe.py"
@@ -43,3 +46,61 @@ def test_quick_recipe_writes_every_stage(tmp_path: Path) -> None:
     assert [m["model"] for m in scale["models"]] == ["sft", "rl"]
     assert {p["k"] for p in scale["models"][1]["parallel"]} == {2, 4}
     assert (out / "report.html").stat().st_size > 10_000
+    # --from rl: the earlier stages' outputs and times are kept, RL and what follows rerun
+    before = json.loads((out / "stage_seconds.json").read_text())
+    traces = (out / "data" / "traces.jsonl").read_text()
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), "--quick", "--out", str(out), "--from", "rl"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "kept from the earlier run" in done.stdout
+    again = json.loads((out / "headline.json").read_text())["stage_seconds"]
+    assert {s: again[s] for s in ("synth", "eval_base", "sft", "eval_sft")} == {
+        s: before[s] for s in ("synth", "eval_base", "sft", "eval_sft")
+    }
+    assert (out / "data" / "traces.jsonl").read_text() == traces
+
+
+def _recipe():
+    spec = importlib.util.spec_from_file_location("smollm2_recipe", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_from_a_stage_needs_the_earlier_times(tmp_path: Path) -> None:
+    recipe = _recipe()
+    with pytest.raises(T1Error, match="stage_seconds.json is missing"):
+        recipe.Clock(tmp_path, "rl")
+    (tmp_path / "stage_seconds.json").write_text(json.dumps({"synth": 1.0, "eval_base": 2.0}))
+    with pytest.raises(T1Error, match="no time for sft, eval_sft"):
+        recipe.Clock(tmp_path, "rl")
+
+
+def test_from_a_stage_skips_the_earlier_ones_and_records_the_rest(tmp_path: Path) -> None:
+    recipe = _recipe()
+    times = {"synth": 1.0, "eval_base": 2.0, "sft": 3.0, "eval_sft": 4.0}
+    (tmp_path / "stage_seconds.json").write_text(json.dumps(times))
+    clock, ran = recipe.Clock(tmp_path, "rl"), []
+    clock.run("sft", "SFT", lambda: ran.append("sft"))
+    clock.run("rl", "RL", lambda: ran.append("rl"))
+    assert ran == ["rl"]
+    recorded = json.loads((tmp_path / "stage_seconds.json").read_text())
+    assert {k: recorded[k] for k in times} == times and "rl" in recorded
+    # the earlier stages' seconds count in the total
+    assert time.perf_counter() - clock.start >= sum(times.values())
+    with pytest.raises(T1Error, match="stage rl stopped with exit code 3"):
+        clock.run("rl", "RL", lambda: 3)
+
+
+def test_fresh_start_from_rl_keeps_data_and_sft(tmp_path: Path) -> None:
+    recipe = _recipe()
+    for name in ("data", "sft", "rl", "eval", "plots"):
+        (tmp_path / name).mkdir()
+    recipe.fresh_start(tmp_path, "rl")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "eval", "sft"]
+    recipe.fresh_start(tmp_path, "synth")
+    assert list(tmp_path.iterdir()) == []
