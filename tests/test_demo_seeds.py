@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
-from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "demo_seeds.py"
-
 
 @pytest.fixture(scope="module")
-def seeds():
-    spec = importlib.util.spec_from_file_location("demo_seeds", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def seeds(benchmark_script):
+    return benchmark_script("demo_seeds")
 
 
 def test_a_run_reuses_the_sft_stage_of_the_same_seed_and_thread_count(seeds, tmp_path, monkeypatch):

@@ -5,7 +5,6 @@ the real model shapes, and README shows those plans."""
 
 from __future__ import annotations
 
-import importlib.util
 from dataclasses import replace
 from pathlib import Path
 
@@ -34,9 +33,11 @@ CONFIGS = Path(__file__).resolve().parents[1] / "configs"
         ("qwen2.5_32b_rl_4x8gpu.yaml", RLStage),
     ],
 )
-def test_gpu_configs_load_and_check(name: str, stage: type) -> None:
+def test_gpu_configs_load_and_check(name: str, stage: type, benchmark_script) -> None:
     cfg = load_config(stage, CONFIGS / name)
-    gpus = {n: per_node * nodes for n, _, per_node, nodes in _memory_plan_script().GPU_CONFIGS}
+    gpus = {
+        n: per_node * nodes for n, _, per_node, nodes in benchmark_script("memory_plan").GPU_CONFIGS
+    }
     if stage is RLStage:
         check_rl_config(cfg, gpus[name])  # the world size the config is written for
         assert cfg.reward.task == "math"  # from data.preset
@@ -54,16 +55,8 @@ def test_paper_configs_read_the_released_files() -> None:
 
 # ---------------------------------------------------------------------- memory plans
 
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "memory_plan.py"
 # a laptop's memory: what the CPU configs (tiny, SmolLM2-135M) must plan below
 LAPTOP = 16 * 1024**3
-
-
-def _memory_plan_script():
-    spec = importlib.util.spec_from_file_location("memory_plan_bench", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _training_configs() -> list[Path]:
@@ -76,8 +69,8 @@ def _training_configs() -> list[Path]:
     return found
 
 
-def test_every_gpu_config_fits_its_gpus_by_the_start_up_plan() -> None:
-    bench = _memory_plan_script()
+def test_every_gpu_config_fits_its_gpus_by_the_start_up_plan(benchmark_script) -> None:
+    bench = benchmark_script("memory_plan")
     for name, model, per_node, nodes in bench.GPU_CONFIGS:
         plan = bench.config_plan(name, model, per_node, nodes)
         check_fits(plan)  # raises with the plan when it does not fit 79 GiB
@@ -86,10 +79,10 @@ def test_every_gpu_config_fits_its_gpus_by_the_start_up_plan() -> None:
             assert plan.setting.gpu_memory_utilization * bench.DEVICE > plan.phase("resident")
 
 
-def test_every_training_config_is_planned() -> None:
+def test_every_training_config_is_planned(benchmark_script) -> None:
     """A new config needs a plan: GPU ones an entry in benchmarks/memory_plan.py GPU_CONFIGS,
     CPU ones (the tiny model, SmolLM2) must plan below a laptop's 16 GiB on CPU."""
-    bench = _memory_plan_script()
+    bench = benchmark_script("memory_plan")
     gpu = {name for name, *_ in bench.GPU_CONFIGS}
     for path in _training_configs():
         name = str(path.relative_to(CONFIGS))
@@ -112,6 +105,6 @@ def test_every_training_config_is_planned() -> None:
         assert plan.device_total < LAPTOP, f"configs/{name}: {plan.device_total / 1024**3:.1f} GiB"
 
 
-def test_readme_shows_the_plans_of_the_configs() -> None:
+def test_readme_shows_the_plans_of_the_configs(benchmark_script) -> None:
     readme = (CONFIGS.parent / "README.md").read_text()
-    assert _memory_plan_script().markdown() in readme
+    assert benchmark_script("memory_plan").markdown() in readme

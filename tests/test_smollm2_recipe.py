@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -64,15 +63,8 @@ def test_quick_recipe_writes_every_stage(tmp_path: Path) -> None:
     assert (out / "data" / "traces.jsonl").read_text() == traces
 
 
-def _recipe():
-    spec = importlib.util.spec_from_file_location("smollm2_recipe", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_from_a_stage_needs_the_earlier_times(tmp_path: Path) -> None:
-    recipe = _recipe()
+def test_from_a_stage_needs_the_earlier_times(tmp_path: Path, benchmark_script) -> None:
+    recipe = benchmark_script("smollm2_recipe")
     with pytest.raises(T1Error, match="stage_seconds.json is missing"):
         recipe.Clock(tmp_path, "rl")
     (tmp_path / "stage_seconds.json").write_text(json.dumps({"synth": 1.0, "eval_base": 2.0}))
@@ -80,8 +72,10 @@ def test_from_a_stage_needs_the_earlier_times(tmp_path: Path) -> None:
         recipe.Clock(tmp_path, "rl")
 
 
-def test_from_a_stage_skips_the_earlier_ones_and_records_the_rest(tmp_path: Path) -> None:
-    recipe = _recipe()
+def test_from_a_stage_skips_the_earlier_ones_and_records_the_rest(
+    tmp_path: Path, benchmark_script
+) -> None:
+    recipe = benchmark_script("smollm2_recipe")
     times = {"synth": 1.0, "eval_base": 2.0, "sft": 3.0, "eval_sft": 4.0}
     (tmp_path / "stage_seconds.json").write_text(json.dumps(times))
     clock, ran = recipe.Clock(tmp_path, "rl"), []
@@ -96,8 +90,8 @@ def test_from_a_stage_skips_the_earlier_ones_and_records_the_rest(tmp_path: Path
         clock.run("rl", "RL", lambda: 3)
 
 
-def test_fresh_start_from_rl_keeps_data_and_sft(tmp_path: Path) -> None:
-    recipe = _recipe()
+def test_fresh_start_from_rl_keeps_data_and_sft(tmp_path: Path, benchmark_script) -> None:
+    recipe = benchmark_script("smollm2_recipe")
     for name in ("data", "sft", "rl", "eval", "plots"):
         (tmp_path / name).mkdir()
     recipe.fresh_start(tmp_path, "rl")
