@@ -165,7 +165,7 @@ def run(out: Path, quick: bool, extra: dict[str, list[str]], first: str = "synth
     from t1.eval.evaluate import run_eval
     from t1.eval.report import build_report
     from t1.eval.scaling import run_scale
-    from t1.train.rl import run_rl
+    from t1.train.rl_run import run_rl
     from t1.train.sft import run_sft
 
     def cfg(stage: str, *more: str) -> Any:

@@ -20,7 +20,7 @@ from t1.errors import T1Error
 COMMANDS = {
     "synth": ("t1.data.synth", "run_synth", "synthesize trial-and-error chain-of-thought traces"),
     "sft": ("t1.train.sft", "run_sft", "supervised fine-tuning on traces"),
-    "rl": ("t1.train.rl", "run_rl", "T1 reinforcement learning"),
+    "rl": ("t1.train.rl_run", "run_rl", "T1 reinforcement learning"),
     "eval": ("t1.eval.evaluate", "run_eval", "accuracy, pass@k and maj@k of a model on problems"),
     "scale": ("t1.eval.scaling", "run_scale", "inference scaling by truncating the thinking"),
 }

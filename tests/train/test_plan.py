@@ -89,7 +89,7 @@ def test_a_device_one_byte_short_stops_before_any_weight_loads(tmp_path, loads, 
     if spare < 0:
         with pytest.raises(ConfigError) as err:
             from t1.config import RLStage, load_config
-            from t1.train.rl import run_rl
+            from t1.train.rl_run import run_rl
 
             run_rl(load_config(RLStage, config))
         message = str(err.value)

@@ -37,7 +37,8 @@ from t1.models.dcp import read_tensors  # noqa: E402
 from t1.runs import MARKER, latest_checkpoint, list_checkpoints, read_jsonl  # noqa: E402
 from t1.train import rl as rl_module  # noqa: E402
 from t1.train.checkpoint import load_state  # noqa: E402
-from t1.train.rl import RLTrainer, check_rl_config, run_rl  # noqa: E402
+from t1.train.rl import RLTrainer, check_rl_config  # noqa: E402
+from t1.train.rl_run import run_rl  # noqa: E402
 from t1.train.rl_state import TIMING_KEYS  # noqa: E402
 
 

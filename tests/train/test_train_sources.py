@@ -20,7 +20,8 @@ from t1.models import build_char_tokenizer, build_tiny_model, format_prompts  # 
 from t1.rollout import SamplingParams  # noqa: E402
 from t1.runs import read_jsonl  # noqa: E402
 from t1.train.curate import curate_prompts  # noqa: E402
-from t1.train.rl import RLTrainer, run_rl  # noqa: E402
+from t1.train.rl import RLTrainer  # noqa: E402
+from t1.train.rl_run import run_rl  # noqa: E402
 from t1.train.sft import train_sft  # noqa: E402
 
 datasets = pytest.importorskip("datasets", reason="datasets is a runtime dependency of t1")
