@@ -227,8 +227,8 @@ def scale_models(
 # of training itself (seed, thread count; another CPU rounds differently again).
 DEMO_SPREAD: dict[str, Any] = {
     "runs": "10 runs (seeds 0-4, 1 and 2 threads)",
-    "rl_minus_sft": (7.5, 11.1, 17.7),
-    "scaling_gain": (38.6, 58.9, 64.0),
+    "rl_minus_sft": (11.1, 16.8, 20.8),
+    "scaling_gain": (47.3, 61.8, 65.8),
 }
 
 
