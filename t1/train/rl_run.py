@@ -5,9 +5,21 @@ from __future__ import annotations
 
 from t1.config import RLStage
 from t1.models.lora import add_adapters
+from t1.rewards.reward import validate_reward_config
+from t1.rollout import make_engine
+from t1.runs import seed_everything
+from t1.train.distributed import broadcast_parameters_, close_distributed, init_distributed
+from t1.train.plan import plan_rl
 from t1.train.rl import RLTrainer
-from t1.train.rl_setup import check_rl_config, maybe_curate
-from t1.train.sharding import autocast, prepare_learner
+from t1.train.rl_setup import (
+    check_prompt_lengths,
+    check_rl_config,
+    context_size,
+    load_rl_problems,
+    maybe_curate,
+)
+from t1.train.sharded_load import load_learner
+from t1.train.sharding import autocast, prepare_learner, use_fsdp
 
 
 def run_rl(cfg: RLStage, resume: bool = False) -> int:
@@ -18,15 +30,6 @@ def run_rl(cfg: RLStage, resume: bool = False) -> int:
     float32 slices of a safetensors model straight from the files, or loads the whole model on
     CPU and keeps its slice (t1.train.sharded_load); curation already runs on the sharded model.
     """
-    from t1.rewards.reward import validate_reward_config
-    from t1.rollout import make_engine
-    from t1.runs import seed_everything
-    from t1.train.distributed import broadcast_parameters_, close_distributed, init_distributed
-    from t1.train.plan import plan_rl
-    from t1.train.rl_setup import check_prompt_lengths, context_size, load_rl_problems
-    from t1.train.sharded_load import load_learner
-    from t1.train.sharding import use_fsdp
-
     info = init_distributed(cfg.model.device, group_of_one=cfg.train.fsdp is True)
     try:
         check_rl_config(cfg, info.world)
